@@ -1,0 +1,40 @@
+/** What the service needs to know about a loaded detection model, read from the model file. */
+export interface ModelInfo {
+  /** File the model was loaded from. */
+  readonly path: string;
+  /** Class names in class-id order (from ONNX metadata_props `names`, or metadata.yaml beside an IR). */
+  readonly classNames: readonly string[];
+  /** Native input size (from metadata `imgsz`, else the static input shape, else 640). */
+  readonly inputWidth: number;
+  readonly inputHeight: number;
+  /** True when the model's H/W input dims are symbolic, so other sizes (multiples of `stride`) work. */
+  readonly dynamicInputSize: boolean;
+  /** True when the batch dim is symbolic. */
+  readonly dynamicBatch: boolean;
+  /** Largest stride of the network (metadata `stride`, default 32): dynamic sizes must be multiples of it. */
+  readonly stride: number;
+  /** Free-text description from metadata. */
+  readonly description: string;
+}
+
+/** A tensor as the engines exchange it: float32, row-major. */
+export interface Tensor {
+  readonly data: Float32Array;
+  readonly dims: readonly number[];
+}
+
+/**
+ * One loaded model on one backend. Implementations never block the event loop: `run` resolves when
+ * the backend's own threads are done.
+ */
+export interface InferenceEngine {
+  readonly backend: "onnxruntime" | "openvino";
+  /** Device the backend runs on, e.g. "cpu" or "AUTO". */
+  readonly device: string;
+  readonly model: ModelInfo;
+  /** Runs it is worth having in flight at once (more only queue inside the backend). */
+  readonly concurrency: number;
+  /** Runs the model on an NCHW float32 RGB 0..1 input; returns the model's first output. */
+  run(input: Tensor): Promise<Tensor>;
+  close(): Promise<void>;
+}
