@@ -1,0 +1,80 @@
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import type { Config } from "./config.js";
+import type { InferenceEngine } from "./inference/engine.js";
+import { loadEngine } from "./inference/load-engine.js";
+import { Detector } from "./pipeline/detector.js";
+import { Quality } from "../gen/hazard/stream/v1/types_pb.js";
+import { createServer, type HazardServer } from "./server.js";
+import { SessionManager } from "./streaming/session-manager.js";
+
+export interface App {
+  server: HazardServer;
+  engine: InferenceEngine;
+  sessions: SessionManager;
+  /** Graceful stop: server first, then the engine. */
+  close(): Promise<void>;
+}
+
+/** Wires config → engine → pipeline → sessions → server. Nothing listens yet. */
+export async function createApp(config: Config, logger: Logger): Promise<App> {
+  const { engine, reason } = await loadEngine({
+    modelPath: config.modelPath,
+    backend: config.inference.backend,
+    threads: config.inference.threads || undefined,
+    device: config.inference.device,
+    cacheDir: config.inference.cacheDir,
+    performanceHint: config.inference.performanceHint,
+  });
+  const m = engine.model;
+  logger.info(
+    { backend: engine.backend, device: engine.device, model: m.path, classes: m.classNames, input: [m.inputWidth, m.inputHeight] },
+    `inference: ${engine.backend} (${reason})`,
+  );
+  const detector = new Detector(engine, {
+    maxImageBytes: config.limits.maxFrameBytes,
+    maxImagePixels: config.limits.maxImagePixels,
+  });
+  const sessions = new SessionManager({
+    detector,
+    limits: {
+      maxFps: config.streaming.maxFps,
+      classNames: m.classNames,
+      dynamicInputSize: m.dynamicInputSize,
+      defaults: {
+        fpsLimit: config.streaming.defaultFps,
+        confidenceThreshold: config.detection.confidenceThreshold,
+        iouThreshold: config.detection.iouThreshold,
+        enableTracking: config.streaming.enableTracking,
+        maxDetections: config.detection.maxDetections,
+        classNames: [],
+        quality: Quality.UNSPECIFIED,
+      },
+    },
+    queueSize: config.streaming.queueSize,
+    sessionTimeoutMs: config.streaming.sessionTimeoutSec * 1000,
+    // One frame decoding while the engine's runs are busy keeps both the CPU and the engine fed.
+    slots: engine.concurrency + 1,
+    logger,
+  });
+  sessions.startExpiry();
+  const tls = config.tls
+    ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
+    : undefined;
+  const server = createServer({
+    deps: { sessions, detector, maxFrameBytes: config.limits.maxFrameBytes },
+    sessions,
+    logger,
+    tls,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  });
+  return {
+    server,
+    engine,
+    sessions,
+    async close() {
+      await server.close();
+      await engine.close();
+    },
+  };
+}

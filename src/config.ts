@@ -1,0 +1,116 @@
+import { fileURLToPath } from "node:url";
+
+/** Everything the service reads from its environment, validated once at start. */
+export interface Config {
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string };
+  modelPath: string;
+  inference: {
+    backend: "auto" | "openvino" | "onnxruntime";
+    /** Threads per inference run; 0 lets the backend decide. */
+    threads: number;
+    device: string;
+    cacheDir: string;
+    performanceHint: "LATENCY" | "THROUGHPUT";
+  };
+  limits: {
+    maxFrameBytes: number;
+    maxImagePixels: number;
+  };
+  streaming: {
+    sessionTimeoutSec: number;
+    maxFps: number;
+    defaultFps: number;
+    queueSize: number;
+    enableTracking: boolean;
+  };
+  detection: {
+    confidenceThreshold: number;
+    iouThreshold: number;
+    maxDetections: number;
+  };
+  shutdownTimeoutMs: number;
+  logLevel: string;
+}
+
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL("../models/road-hazard-filter.onnx", import.meta.url));
+
+/** A setting that cannot be used; the message names the variable so operators can fix it. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name]?.trim();
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function num(env: Env, name: string, fallback: number, min: number, max: number, integer = true): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw new ConfigError(`${name}=${raw} is invalid: expected ${integer ? "an integer" : "a number"} in ${min}..${max}`);
+  }
+  return v;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(`${name}=${raw} is invalid: expected true or false`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = str(env, name, fallback);
+  const hit = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (hit === undefined) throw new ConfigError(`${name}=${raw} is invalid: expected one of ${allowed.join(", ")}`);
+  return hit;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const certFile = env.TLS_CERT_FILE?.trim();
+  const keyFile = env.TLS_KEY_FILE?.trim();
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  }
+  const maxFps = num(env, "STREAMING_MAX_FPS", 30, 1, 240);
+  const streaming = {
+    sessionTimeoutSec: num(env, "STREAMING_SESSION_TIMEOUT", 300, 1, 86_400, false),
+    maxFps,
+    defaultFps: num(env, "STREAMING_DEFAULT_FPS", 10, 1, maxFps),
+    queueSize: num(env, "STREAMING_QUEUE_SIZE", 50, 1, 10_000),
+    enableTracking: bool(env, "STREAMING_ENABLE_TRACKING", true),
+  };
+  return {
+    host: str(env, "HOST", "127.0.0.1"),
+    port: num(env, "PORT", 8080, 0, 65_535),
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    modelPath: str(env, "MODEL_PATH", DEFAULT_MODEL_PATH),
+    inference: {
+      backend: oneOf(env, "INFERENCE_BACKEND", "auto", ["auto", "openvino", "onnxruntime"] as const),
+      threads: num(env, "INFERENCE_THREADS", 0, 0, 256),
+      device: str(env, "OPENVINO_DEVICE", "AUTO"),
+      cacheDir: str(env, "OPENVINO_CACHE_DIR", ".cache/openvino"),
+      performanceHint: oneOf(env, "OPENVINO_PERFORMANCE_HINT", "LATENCY", ["LATENCY", "THROUGHPUT"] as const),
+    },
+    limits: {
+      maxFrameBytes: num(env, "MAX_FRAME_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      // 8K UHD is 33 Mpx; the default leaves headroom while refusing decompression bombs.
+      maxImagePixels: num(env, "MAX_IMAGE_PIXELS", 40_000_000, 1, 1_000_000_000),
+    },
+    streaming,
+    detection: {
+      confidenceThreshold: num(env, "DEFAULT_CONFIDENCE_THRESHOLD", 0.25, 0, 1, false),
+      iouThreshold: num(env, "DEFAULT_IOU_THRESHOLD", 0.7, 0, 1, false),
+      maxDetections: num(env, "DEFAULT_MAX_DETECTIONS", 300, 1, 1000),
+    },
+    shutdownTimeoutMs: num(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    logLevel: str(env, "LOG_LEVEL", "info"),
+  };
+}

@@ -1,0 +1,194 @@
+import { create } from "@bufbuild/protobuf";
+import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  DetectResponseSchema,
+  StreamDetectionsResponseSchema,
+  type DetectionService,
+  type DetectRequest,
+  type DetectResponse,
+  type StreamDetectionsRequest,
+  type StreamDetectionsResponse,
+} from "../../gen/hazard/stream/v1/detection_service_pb.js";
+import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
+import { EndReason, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode, FrameErrorSchema, type Frame } from "../../gen/hazard/stream/v1/types_pb.js";
+import { detectOptionsFor, toDetectionResult } from "../streaming/detection-result.js";
+import type { LiveSession } from "../streaming/live-session.js";
+import { applyConfig } from "../streaming/session-config.js";
+import type { FrameDetector, SessionManager } from "../streaming/session-manager.js";
+import { SubscriberQueue } from "../streaming/subscriber-queue.js";
+import { apiError, errorCodeOfConnectError, toApiError } from "./errors.js";
+import { frameIdOf, PendingFrames, terminalFrameId } from "./pending-frames.js";
+
+export interface DetectionServiceDeps {
+  sessions: SessionManager;
+  detector: FrameDetector;
+  maxFrameBytes: number;
+  /** Responses a stream may hold for a client that stops reading before it is cut off. */
+  streamBufferCapacity?: number;
+  now?: () => number;
+}
+
+/** Checks what every door checks before a frame reaches a session; throws the API error. */
+export function checkFrame(frame: Frame | undefined, maxFrameBytes: number): asserts frame is Frame {
+  if (!frame) throw apiError(ErrorCode.INVALID_MESSAGE, "frame is required", { field: "frame" });
+  if (frame.imageData.length === 0) {
+    throw apiError(ErrorCode.INVALID_IMAGE, "image_data is empty", { frameId: frame.frameId, field: "image_data" });
+  }
+  if (frame.imageData.length > maxFrameBytes) {
+    throw apiError(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `image_data is ${frame.imageData.length} bytes; the limit is ${maxFrameBytes}`,
+      { frameId: frame.frameId, field: "image_data" },
+    );
+  }
+}
+
+export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<typeof DetectionService> {
+  const now = deps.now ?? Date.now;
+  const capacity = deps.streamBufferCapacity ?? 256;
+
+  async function detect(req: DetectRequest): Promise<DetectResponse> {
+    const receivedAtMs = now();
+    checkFrame(req.frame, deps.maxFrameBytes);
+    const frame = req.frame;
+    try {
+      const limits = deps.sessions.limits;
+      const config = applyConfig(limits.defaults, req.config, limits);
+      const found = await deps.detector.detect(frame.imageData, detectOptionsFor(config, limits.classNames));
+      return create(DetectResponseSchema, {
+        result: toDetectionResult(frame, found, { configVersion: 0, queueMs: 0, receivedAtMs }),
+      });
+    } catch (err) {
+      throw toApiError(err, frame.frameId);
+    }
+  }
+
+  async function* streamDetections(
+    requests: AsyncIterable<StreamDetectionsRequest>,
+    ctx: HandlerContext,
+  ): AsyncGenerator<StreamDetectionsResponse> {
+    const input = requests[Symbol.asyncIterator]();
+    const first = await input.next();
+    if (first.done) return;
+    const start = first.value.message.case === "start" ? first.value.message.value : undefined;
+    let session: LiveSession;
+    try {
+      session = start?.clientId
+        ? deps.sessions.get(start.clientId)
+        : deps.sessions.create(Door.GRPC_STREAM, start?.config);
+    } catch (err) {
+      throw toApiError(err);
+    }
+    const ownsSession = !start?.clientId;
+
+    const out = new SubscriberQueue<StreamDetectionsResponse>(capacity);
+    const pending = new PendingFrames();
+    let inputDone = false;
+    const finishIfDone = () => {
+      if (inputDone && pending.size === 0) out.close();
+    };
+
+    const sub = session.subscribe(capacity);
+    const forward = (async () => {
+      for (;;) {
+        const ev = await sub.next(ctx.signal);
+        if (ev === undefined) break;
+        const msg = toStreamResponse(ev);
+        if (msg) out.push(msg);
+        const done = terminalFrameId(ev);
+        if (done !== undefined) pending.settle(done);
+        if (ev.event.case === "ended") out.close();
+        finishIfDone();
+      }
+      if (sub.overflowed || out.overflowed) out.close();
+    })();
+
+    const handle = (req: StreamDetectionsRequest) => {
+      const m = req.message;
+      try {
+        if (m.case === "frame") {
+          checkFrame(m.value, deps.maxFrameBytes);
+          pending.add(deps.sessions.submit(session.clientId, m.value).frameId);
+        } else if (m.case === "configUpdate") {
+          deps.sessions.updateConfig(session.clientId, m.value);
+        } else if (m.case === "start") {
+          throw apiError(ErrorCode.INVALID_MESSAGE, "start is only allowed as the first message", { field: "start" });
+        } else {
+          throw apiError(ErrorCode.INVALID_MESSAGE, "empty message: set frame or config_update", { field: "message" });
+        }
+      } catch (err) {
+        const frameId = m.case === "frame" ? frameIdOf(m.value) : "";
+        if (m.case === "frame") session.counters.countRejected();
+        out.push(errorResponse(toApiError(err, frameId), frameId, now()));
+      }
+    };
+
+    const reader = (async () => {
+      try {
+        if (!start) handle(first.value);
+        for (;;) {
+          const next = await input.next();
+          if (next.done) break;
+          handle(next.value);
+        }
+      } catch {
+        // The client went away mid-stream; the abort signal ends the writer side.
+      } finally {
+        inputDone = true;
+        finishIfDone();
+      }
+    })();
+
+    try {
+      yield create(StreamDetectionsResponseSchema, { message: { case: "session", value: session.toProto() } });
+      yield create(StreamDetectionsResponseSchema, {
+        message: { case: "flowControl", value: session.flowControl("fps_limit") },
+      });
+      for (;;) {
+        const msg = await out.next(ctx.signal);
+        if (msg === undefined) break;
+        yield msg;
+      }
+      if (out.overflowed || sub.overflowed) {
+        throw apiError(ErrorCode.RESOURCE_EXHAUSTED, "client is not reading results fast enough; stream closed");
+      }
+    } finally {
+      session.unsubscribe(sub);
+      out.close();
+      await forward;
+      if (ownsSession) deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED);
+      // The reader ends on its own when the request stream closes or the call is aborted.
+      void reader;
+    }
+  }
+
+  return { detect, streamDetections };
+}
+
+/** A message-level error as a stream message: the stream goes on. */
+function errorResponse(err: ConnectError, frameId: string, nowMs: number): StreamDetectionsResponse {
+  const value = create(FrameErrorSchema, {
+    frameId,
+    code: errorCodeOfConnectError(err),
+    message: err.rawMessage,
+    timestamp: nowMs / 1000,
+  });
+  return create(StreamDetectionsResponseSchema, { message: { case: "error", value } });
+}
+
+/** Session events as bidi responses; keepalives and session-end are stream-level, not forwarded. */
+function toStreamResponse(ev: WatchSessionResponse): StreamDetectionsResponse | undefined {
+  const e = ev.event;
+  switch (e.case) {
+    case "result":
+    case "error":
+    case "dropped":
+    case "flowControl":
+    case "hazard":
+    case "configApplied":
+      return create(StreamDetectionsResponseSchema, { message: e });
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,46 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorCode, ErrorDetailSchema } from "../../gen/hazard/stream/v1/types_pb.js";
+import { PipelineError } from "../pipeline/types.js";
+import { ConfigValidationError } from "../streaming/session-config.js";
+import { SessionNotFoundError } from "../streaming/session-manager.js";
+
+const CONNECT_CODE: Record<ErrorCode, Code> = {
+  [ErrorCode.UNSPECIFIED]: Code.Unknown,
+  [ErrorCode.INVALID_IMAGE]: Code.InvalidArgument,
+  [ErrorCode.INFERENCE_ERROR]: Code.Internal,
+  [ErrorCode.INVALID_CONFIG]: Code.InvalidArgument,
+  [ErrorCode.SESSION_NOT_FOUND]: Code.NotFound,
+  [ErrorCode.RATE_LIMITED]: Code.ResourceExhausted,
+  [ErrorCode.INVALID_MESSAGE]: Code.InvalidArgument,
+  [ErrorCode.MESSAGE_TOO_LARGE]: Code.ResourceExhausted,
+  [ErrorCode.SERVICE_UNAVAILABLE]: Code.Unavailable,
+  [ErrorCode.RESOURCE_EXHAUSTED]: Code.ResourceExhausted,
+  [ErrorCode.UNAUTHENTICATED]: Code.Unauthenticated,
+  [ErrorCode.INTERNAL]: Code.Internal,
+};
+
+/** A ConnectError carrying the stable ErrorCode as a detail, so every door can report it. */
+export function apiError(code: ErrorCode, message: string, extra: { field?: string; frameId?: string } = {}): ConnectError {
+  return new ConnectError(message, CONNECT_CODE[code], undefined, [
+    { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { code, field: extra.field ?? "", frameId: extra.frameId ?? "" }) },
+  ]);
+}
+
+/** Maps domain errors to API errors; unknown errors become INTERNAL without leaking their message. */
+export function toApiError(err: unknown, frameId?: string): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof ConfigValidationError) return apiError(ErrorCode.INVALID_CONFIG, err.message, { field: err.field });
+  if (err instanceof SessionNotFoundError) return apiError(ErrorCode.SESSION_NOT_FOUND, err.message);
+  if (err instanceof PipelineError) {
+    const code = err.kind === "inference" ? ErrorCode.INFERENCE_ERROR : ErrorCode.INVALID_IMAGE;
+    return apiError(code, err.message, { frameId });
+  }
+  return apiError(ErrorCode.INTERNAL, "internal error", { frameId });
+}
+
+/** The ErrorDetail of an error, if it carries one. */
+export function errorCodeOfConnectError(err: ConnectError): ErrorCode {
+  const [detail] = err.findDetails(ErrorDetailSchema);
+  return detail?.code ?? ErrorCode.UNSPECIFIED;
+}

@@ -1,0 +1,74 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  BoundingBoxSchema,
+  DetectionResultSchema,
+  DetectionSchema,
+  ErrorCode,
+  FrameErrorSchema,
+  TimingsSchema,
+  type DetectionResult,
+  type Frame,
+  type FrameError,
+} from "../../gen/hazard/stream/v1/types_pb.js";
+import { PipelineError, type DetectOptions, type FrameDetections } from "../pipeline/types.js";
+import type { EffectiveConfig } from "./session-config.js";
+
+/** Pipeline options for a session config, with the class filter resolved to the model's class ids. */
+export function detectOptionsFor(config: EffectiveConfig, classNames: readonly string[]): DetectOptions {
+  const options: DetectOptions = {
+    confidenceThreshold: config.confidenceThreshold,
+    iouThreshold: config.iouThreshold,
+    maxDetections: config.maxDetections,
+  };
+  if (config.classNames.length > 0) {
+    options.classIds = new Set(config.classNames.map((n) => classNames.indexOf(n)).filter((i) => i >= 0));
+  }
+  return options;
+}
+
+export function toDetectionResult(
+  frame: Frame,
+  found: FrameDetections,
+  extra: { configVersion: number; queueMs: number; receivedAtMs: number },
+): DetectionResult {
+  const t = found.timings;
+  return create(DetectionResultSchema, {
+    frameId: frame.frameId,
+    detections: found.detections.map((d) =>
+      create(DetectionSchema, {
+        bbox: create(BoundingBoxSchema, { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 }),
+        confidence: d.confidence,
+        classId: d.classId,
+        className: d.className,
+      }),
+    ),
+    processingTimeMs: t.preprocessMs + t.inferenceMs + t.postprocessMs,
+    timestamp: frame.timestamp > 0 ? frame.timestamp : extra.receivedAtMs / 1000,
+    imageWidth: found.imageWidth,
+    imageHeight: found.imageHeight,
+    configVersion: extra.configVersion,
+    inputWidth: found.inputWidth,
+    inputHeight: found.inputHeight,
+    timings: create(TimingsSchema, {
+      queueMs: extra.queueMs,
+      preprocessMs: t.preprocessMs,
+      inferenceMs: t.inferenceMs,
+      postprocessMs: t.postprocessMs,
+    }),
+    metadata: frame.metadata,
+  });
+}
+
+/** The stable code for a pipeline failure; anything unexpected is INTERNAL and logged, not shown. */
+export function errorCodeOf(err: unknown): ErrorCode {
+  if (err instanceof PipelineError) {
+    return err.kind === "inference" ? ErrorCode.INFERENCE_ERROR : ErrorCode.INVALID_IMAGE;
+  }
+  return ErrorCode.INTERNAL;
+}
+
+export function frameErrorOf(frameId: string, err: unknown, nowMs: number): FrameError {
+  const code = errorCodeOf(err);
+  const message = code === ErrorCode.INTERNAL ? "internal error while processing the frame" : (err as Error).message;
+  return create(FrameErrorSchema, { frameId, code, message, timestamp: nowMs / 1000 });
+}
