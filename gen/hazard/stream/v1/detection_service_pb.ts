@@ -228,6 +228,7 @@ export const DetectionService: GenService<{
    * frame yields an error message for that frame, never the end of the stream. Every stream is a
    * session (visible in SessionService.ListSessions) that ends when the stream ends. Needs HTTP/2
    * (gRPC, or Connect over h2); browsers use the WebSocket route instead.
+   * The first response (the Session) is sent once the first request arrives.
    *
    * @generated from rpc hazard.stream.v1.DetectionService.StreamDetections
    */
