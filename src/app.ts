@@ -62,7 +62,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
     : undefined;
   const server = createServer({
-    deps: { sessions, detector, maxFrameBytes: config.limits.maxFrameBytes },
+    deps: { sessions, detector, engine, maxFrameBytes: config.limits.maxFrameBytes, startedAtMs: Date.now() },
     sessions,
     logger,
     tls,

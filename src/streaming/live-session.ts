@@ -23,6 +23,13 @@ export interface QueuedFrame {
   receivedAtMs: number;
 }
 
+/** How a session tells its manager about work and drops. */
+export interface SessionHooks {
+  /** The session has a frame waiting. */
+  onReady(session: LiveSession): void;
+  onDrop(reason: DropReason): void;
+}
+
 /** The event oneof of WatchSessionResponse: the one event type every door consumes. */
 export type SessionEvent = WatchSessionResponse["event"];
 
@@ -59,7 +66,7 @@ export class LiveSession {
     public config: EffectiveConfig,
     private readonly queueSize: number,
     private readonly sessionTimeoutMs: number,
-    private readonly onReady: (s: LiveSession) => void,
+    private readonly hooks: SessionHooks,
     nowMs: number,
   ) {
     this.limiter = new FpsLimiter(config.fpsLimit);
@@ -114,7 +121,7 @@ export class LiveSession {
       if (oldest) this.drop(oldest.frame.frameId, DropReason.QUEUE_FULL);
     }
     this.queue.push({ frame, receivedAtMs: nowMs });
-    this.onReady(this);
+    this.hooks.onReady(this);
     return { frameId: frame.frameId, accepted: true, dropReason: DropReason.UNSPECIFIED, queueDepth: this.queue.length };
   }
 
@@ -135,6 +142,7 @@ export class LiveSession {
 
   private drop(frameId: string, reason: DropReason): void {
     this.counters.countDrop(reason);
+    this.hooks.onDrop(reason);
     this.publish({ case: "dropped", value: create(FrameDroppedSchema, { frameId, reason }) });
   }
 

@@ -10,6 +10,8 @@ export class SessionCounters {
   readonly processingMs = new LatencyWindow();
   readonly latencyMs = new LatencyWindow();
   readonly processedRate = new RateWindow();
+  /** Confirmed tracks per class name: unique hazards seen (filled when tracking is on). */
+  readonly uniqueHazards = new Map<string, number>();
 
   get dropped(): number {
     let n = 0;

@@ -7,7 +7,8 @@ import { ErrorCode, type Frame, type SessionConfig } from "../../gen/hazard/stre
 import type { DetectOptions, FrameDetections } from "../pipeline/types.js";
 import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult } from "./detection-result.js";
 import { FrameScheduler } from "./frame-scheduler.js";
-import { LiveSession, type QueuedFrame, type SubmitOutcome } from "./live-session.js";
+import { RateWindow } from "./latency-window.js";
+import { LiveSession, type QueuedFrame, type SessionHooks, type SubmitOutcome } from "./live-session.js";
 import { applyConfig, type ConfigLimits } from "./session-config.js";
 
 /** The part of the pipeline the session layer needs. */
@@ -45,7 +46,12 @@ export class SessionManager {
   private readonly scheduler: FrameScheduler<LiveSession, QueuedFrame>;
   private readonly now: () => number;
   private expiryTimer: NodeJS.Timeout | undefined;
-  readonly totals = { processed: 0, failed: 0 };
+  /** Instance-wide counters since start. */
+  readonly totals = { processed: 0, failed: 0, dropped: 0, processedRate: new RateWindow(1024) };
+  private readonly hooks: SessionHooks = {
+    onReady: (s) => this.scheduler.notify(s),
+    onDrop: () => void this.totals.dropped++,
+  };
 
   constructor(private readonly opts: SessionManagerOptions) {
     this.now = opts.now ?? Date.now;
@@ -66,7 +72,7 @@ export class SessionManager {
       config,
       this.opts.queueSize,
       this.opts.sessionTimeoutMs,
-      (s) => this.scheduler.notify(s),
+      this.hooks,
       this.now(),
     );
     this.sessions.set(clientId, session);
@@ -112,8 +118,8 @@ export class SessionManager {
   expireIdle(): void {
     const deadline = this.now() - this.opts.sessionTimeoutMs;
     for (const s of this.sessions.values()) {
-      // A session someone is watching or streaming on is alive even when no frame arrives.
-      if (s.lastActivityMs < deadline && s.subscriberCount === 0) this.end(s.clientId, EndReason.EXPIRED);
+      // Only frames and config changes count as activity: a forgotten watcher must not pin a session.
+      if (s.lastActivityMs < deadline) this.end(s.clientId, EndReason.EXPIRED);
     }
   }
 
@@ -145,6 +151,7 @@ export class SessionManager {
       });
       session.counters.countProcessed(result.processingTimeMs, doneMs - queued.receivedAtMs, doneMs);
       this.totals.processed++;
+      this.totals.processedRate.add(doneMs);
       session.publish({ case: "result", value: result });
     } catch (err) {
       session.counters.failed++;
