@@ -1,0 +1,115 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  DetectionService,
+  StreamDetectionsRequestSchema,
+  type StreamDetectionsRequest,
+  type StreamDetectionsResponse,
+} from "../gen/hazard/stream/v1/detection_service_pb.js";
+import { FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
+import { PushStream } from "./support/async-queue.js";
+import { sceneJpeg } from "./support/images.js";
+import { startServer } from "./support/server.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Starts `src/main.ts` as `npm start` does, on an ephemeral port; resolves with its port. */
+function startProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const port = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      logs.push(line);
+      const m = /listening on https?:\/\/[^:]+:(\d+)/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    child.stderr.on("data", (d: Buffer) => logs.push(d.toString()));
+    child.once("exit", (code) => reject(new Error(`server exited early (${code}): ${logs.join("\n")}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, port, exited, logs };
+}
+
+describe("process lifecycle", () => {
+  it("SIGTERM drains open streams: every frame sent is answered, the stream ends cleanly, exit code 0", async () => {
+    const proc = startProcess({ STREAMING_DEFAULT_FPS: "30" });
+    const port = await proc.port;
+    expect(proc.logs.join("\n")).toMatch(/inference: onnxruntime/);
+    const client = createClient(DetectionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    const requests = new PushStream<StreamDetectionsRequest>();
+    const received: StreamDetectionsResponse[] = [];
+    const done = (async () => {
+      for await (const m of client.streamDetections(requests)) received.push(m);
+    })();
+    const { bytes } = await sceneJpeg(31);
+    const frame = (id: string) =>
+      create(StreamDetectionsRequestSchema, { message: { case: "frame", value: create(FrameSchema, { frameId: id, imageData: bytes }) } });
+    requests.push(frame("a"));
+    while (!received.some((m) => m.message.case === "result")) await new Promise((r) => setTimeout(r, 20));
+    requests.push(frame("b"));
+    proc.child.kill("SIGTERM");
+    await done; // resolves without throwing: a clean end, not an error
+    expect(await proc.exited).toBe(0);
+    const answered = received
+      .map((m) => m.message)
+      .filter((m) => m.case === "result" || m.case === "error" || m.case === "dropped")
+      .map((m) => m.value.frameId);
+    expect(answered).toContain("a");
+    expect(answered).toContain("b");
+    expect(proc.logs.join("\n")).toMatch(/SIGTERM: draining streams/);
+  });
+
+  it("refuses an invalid environment with a message naming the variable", async () => {
+    const run = promisify(execFile);
+    const err = await run(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, STREAMING_MAX_FPS: "fast" },
+    }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toMatch(/STREAMING_MAX_FPS=fast is invalid/);
+  });
+});
+
+describe("TLS with ALPN (h2 and http/1.1 on one port)", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hazard-tls-"));
+    await promisify(execFile)("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ]);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("serves gRPC over h2 and Connect over HTTP/1.1 with TLS", async () => {
+    const server = await startServer({ TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(dir, "key.pem") });
+    try {
+      const ca = await readFile(join(dir, "cert.pem"));
+      const baseUrl = `https://127.0.0.1:${server.address.port}`;
+      const { bytes } = await sceneJpeg(32);
+      const grpc = createClient(DetectionService, createGrpcTransport({ baseUrl, nodeOptions: { ca } }));
+      const r1 = await grpc.detect({ frame: create(FrameSchema, { imageData: bytes }) });
+      expect(r1.result?.imageWidth).toBe(640);
+      const h1 = createClient(DetectionService, createConnectTransport({ baseUrl, httpVersion: "1.1", nodeOptions: { ca } }));
+      const r2 = await h1.detect({ frame: create(FrameSchema, { imageData: bytes }) });
+      expect(r2.result?.detections.length).toBe(r1.result?.detections.length);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
