@@ -41,8 +41,11 @@ export interface FrameDetections {
   timings: FrameTimings;
 }
 
-/** Why a frame could not be processed; mapped to ErrorCode by the RPC layer. */
-export type PipelineErrorKind = "invalid_image" | "image_too_large" | "inference";
+/**
+ * Why a frame could not be processed; mapped to ErrorCode by the RPC layer. `invalid_options`: the
+ * DetectOptions themselves are unusable (e.g. an input size this model cannot take), a config error.
+ */
+export type PipelineErrorKind = "invalid_image" | "image_too_large" | "inference" | "invalid_options";
 
 export class PipelineError extends Error {
   constructor(

@@ -1,0 +1,52 @@
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { matchImage, totals, type ImageMatch } from "../src/eval/metrics.js";
+import { labelsToPixels, parseDatasetNames, parseYoloLabels } from "../src/eval/yolo-labels.js";
+import type { InferenceEngine } from "../src/inference/engine.js";
+import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js";
+import { Detector } from "../src/pipeline/detector.js";
+
+// Test-only data beside the checkout (licences forbid committing it); see ../shared/testdata/*/SOURCE.txt.
+const shared = fileURLToPath(new URL("../../shared/testdata/", import.meta.url));
+const modelPath = `${shared}models/pothole-yolov8n-640-int8/best_dynamic_int8.onnx`;
+const dataset = `${shared}images/potholes-67/`;
+const present = existsSync(modelPath) && existsSync(dataset);
+if (!present) console.warn(`skipping the potholes-67 accuracy test: ${shared} is not there`);
+
+describe.skipIf(!present)("pipeline on a real YOLOv8 (potholes-67, conf 0.25, NMS IoU 0.45, 640)", () => {
+  let engine: InferenceEngine;
+  beforeAll(async () => {
+    engine = await createOnnxRuntimeEngine({ modelPath });
+  });
+  afterAll(() => engine?.close());
+
+  it("finds TP=149 FP=17 FN=5 (±3) under the team's counting rule", async () => {
+    const detector = new Detector(engine, { maxImageBytes: 32 << 20, maxImagePixels: 40_000_000 });
+    // Labels number classes after data.yaml; the model has its own order (obstacle, pothole).
+    const labelNames = parseDatasetNames(await readFile(`${dataset}data.yaml`, "utf8"));
+    const toModelClass = labelNames.map((n) => engine.model.classNames.indexOf(n));
+    expect(toModelClass).toEqual([1]);
+
+    const images = (await readdir(`${dataset}images`)).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort();
+    expect(images).toHaveLength(67);
+    const matches: ImageMatch[] = [];
+    for (const file of images) {
+      const bytes = await readFile(`${dataset}images/${file}`);
+      const result = await detector.detect(bytes, { confidenceThreshold: 0.25, iouThreshold: 0.45, maxDetections: 300 });
+      const labelText = await readFile(`${dataset}labels/${basename(file, extname(file))}.txt`, "utf8");
+      const labels = labelsToPixels(parseYoloLabels(labelText, file), result.imageWidth, result.imageHeight).map((l) => ({
+        ...l,
+        classId: toModelClass[l.classId],
+      }));
+      matches.push(matchImage(result.detections, labels));
+    }
+    const t = totals(matches);
+    console.log(`potholes-67: TP=${t.tp} FP=${t.fp} FN=${t.fn} P=${t.precision.toFixed(3)} R=${t.recall.toFixed(3)}`);
+    expect(Math.abs(t.tp - 149)).toBeLessThanOrEqual(3);
+    expect(Math.abs(t.fp - 17)).toBeLessThanOrEqual(3);
+    expect(Math.abs(t.fn - 5)).toBeLessThanOrEqual(3);
+  }, 180_000);
+});
