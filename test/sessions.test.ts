@@ -109,6 +109,48 @@ describe("SessionService over gRPC", () => {
     await client.deleteSession({ clientId: id });
   });
 
+  it("fairness: a flooding session does not starve a 2-FPS session", async () => {
+    const flood = (await client.createSession({ config: create(SessionConfigSchema, { fpsLimit: 30 }) })).session?.clientId ?? "";
+    const slow = (await client.createSession({ config: create(SessionConfigSchema, { fpsLimit: 2 }) })).session?.clientId ?? "";
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const watch = (async () => {
+      for await (const m of client.watchSession({ clientId: slow })) {
+        if (m.event.case === "result") latencies.push(Date.now() - (sentAt.get(m.event.value.frameId) ?? NaN));
+        if (latencies.length === 8 || m.event.case === "ended") break;
+      }
+    })();
+    await sleep(100);
+    let stop = false;
+    const flooders = [0, 1, 2].map(async (k) => {
+      for (let i = 0; !stop; i++) {
+        await client.submitFrame({ clientId: flood, frame: create(FrameSchema, { frameId: `x${k}-${i}`, imageData: jpeg }) });
+      }
+    });
+    for (let i = 0; i < 8; i++) {
+      sentAt.set(`s${i}`, Date.now());
+      const r = await client.submitFrame({ clientId: slow, frame: create(FrameSchema, { frameId: `s${i}`, imageData: jpeg }) });
+      expect(r.accepted).toBe(true);
+      await sleep(500);
+    }
+    await watch;
+    stop = true;
+    await Promise.all(flooders);
+    const slowStats = (await client.getSessionStats({ clientId: slow })).stats;
+    const floodStats = (await client.getSessionStats({ clientId: flood })).stats;
+    expect(latencies).toHaveLength(8);
+    expect(slowStats?.framesProcessed).toBe(8n);
+    expect(slowStats?.framesDropped).toBe(0n);
+    expect(floodStats?.framesProcessed).toBeGreaterThan(0n);
+    const sorted = [...latencies].sort((a, b) => a - b);
+    console.log(
+      `fairness: 2-FPS session latency p50 ${sorted[3]} ms, max ${sorted[7]} ms (${latencies.join(", ")}); ` +
+        `flooder received ${floodStats?.framesReceived}, processed ${floodStats?.framesProcessed}, dropped ${floodStats?.framesDropped}`,
+    );
+    await client.deleteSession({ clientId: flood });
+    await client.deleteSession({ clientId: slow });
+  });
+
   it("expires an idle session and ends its watcher with EXPIRED", async () => {
     const { session } = await client.createSession({});
     const id = session?.clientId ?? "";
