@@ -5,6 +5,8 @@ import type { InferenceEngine } from "./inference/engine.js";
 import { loadEngine } from "./inference/load-engine.js";
 import { Detector } from "./pipeline/detector.js";
 import { Quality } from "../gen/hazard/stream/v1/types_pb.js";
+import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { HealthState, OVERALL } from "./rpc/health-state.js";
 import { createServer, type HazardServer } from "./server.js";
 import { SessionManager } from "./streaming/session-manager.js";
 
@@ -12,6 +14,8 @@ export interface App {
   server: HazardServer;
   engine: InferenceEngine;
   sessions: SessionManager;
+  /** gRPC health (grpc.health.v1): "" is SERVING once the engine is loaded, NOT_SERVING from close(). */
+  health: HealthState;
   /** Graceful stop: server first, then the engine. */
   close(): Promise<void>;
 }
@@ -61,8 +65,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const tls = config.tls
     ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
     : undefined;
+  // --- health: the engine is loaded, so the whole server ("") may take traffic.
+  const health = new HealthState();
+  health.setStatus(OVERALL, HealthCheckResponse_ServingStatus.SERVING);
   const server = createServer({
-    deps: { sessions, detector, engine, maxFrameBytes: config.limits.maxFrameBytes, startedAtMs: Date.now() },
+    deps: { sessions, detector, engine, maxFrameBytes: config.limits.maxFrameBytes, startedAtMs: Date.now(), health },
     sessions,
     logger,
     tls,
@@ -72,7 +79,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     server,
     engine,
     sessions,
+    health,
     async close() {
+      // --- health: probes and Watch streams see NOT_SERVING before connections start closing.
+      health.shutdown();
       await server.close();
       await engine.close();
     },
