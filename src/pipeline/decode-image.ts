@@ -55,7 +55,9 @@ export async function openImage(bytes: Uint8Array, limits: ImageLimits): Promise
   };
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, options).metadata();
+    // Header only, so no pixel limit here: an oversized image is reported as too large below rather
+    // than as an unreadable header.
+    meta = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
   } catch (e) {
     throw new PipelineError("invalid_image", "the image header cannot be read", { cause: e });
   }

@@ -1,0 +1,94 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InferenceEngine } from "../src/inference/engine.js";
+import { loadEngine, ModelLoadError } from "../src/inference/load-engine.js";
+import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js";
+
+const modelPath = fileURLToPath(new URL("../../shared/testdata/models/pothole-yolov8n-640-int8/best_dynamic_int8.onnx", import.meta.url));
+const present = existsSync(modelPath);
+if (!present) console.warn(`skipping onnxruntime engine tests on the real model: ${modelPath} is not there`);
+
+describe.skipIf(!present)("onnxruntime engine on a real YOLOv8 export", () => {
+  let engine: InferenceEngine;
+  beforeAll(async () => {
+    engine = await createOnnxRuntimeEngine({ modelPath, concurrency: 2, threads: 1 });
+  });
+  afterAll(() => engine?.close());
+
+  it("reads class names, imgsz, stride and the dynamic dims from the model file", () => {
+    expect(engine).toMatchObject({ backend: "onnxruntime", device: "cpu", concurrency: 2 });
+    expect(engine.model).toEqual({
+      path: modelPath,
+      classNames: ["obstacle", "pothole"],
+      inputWidth: 640,
+      inputHeight: 640,
+      dynamicInputSize: true,
+      dynamicBatch: true,
+      stride: 32,
+      description: "Ultralytics best model trained on /content/road_anomaly_detection/test/data.yaml",
+    });
+  });
+
+  it("runs other input sizes, several in flight, without stalling the event loop", async () => {
+    const input = (side: number) => ({ data: new Float32Array(3 * side * side).fill(0.5), dims: [1, 3, side, side] });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const start = performance.now();
+    const [a, b, c] = await Promise.all([engine.run(input(320)), engine.run(input(320)), engine.run(input(256))]);
+    const elapsed = performance.now() - start;
+    clearInterval(timer);
+    // 320² has 40² + 20² + 10² anchors.
+    expect(a.dims).toEqual([1, 6, 2100]);
+    expect(b.data).toEqual(a.data);
+    expect(c.dims).toEqual([1, 6, 1344]);
+    // A blocked loop would tick ~0 times; on a busy box timers run late, so only ask for half.
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 2);
+  }, 30_000);
+
+  it("reports a bad input as a rejected run and keeps serving", async () => {
+    await expect(engine.run({ data: new Float32Array(10), dims: [1, 3, 64, 64] })).rejects.toThrow();
+    const ok = await engine.run({ data: new Float32Array(3 * 64 * 64), dims: [1, 3, 64, 64] });
+    expect(ok.dims).toEqual([1, 6, 84]);
+  });
+});
+
+describe("loadEngine", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hazard-load-"));
+    await mkdir(join(dir, "dir.onnx"));
+    await writeFile(join(dir, "model.xml"), "<net/>");
+    await writeFile(join(dir, "model.bin"), "");
+    await writeFile(join(dir, "lonely.xml"), "<net/>");
+    await writeFile(join(dir, "model.pt"), "x");
+    await writeFile(join(dir, "garbage.onnx"), "this is not a model at all");
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const load = (path: string, backend: "auto" | "onnxruntime" | "openvino" = "onnxruntime") => loadEngine({ modelPath: path, backend });
+
+  it.each([
+    ["a missing file", "missing.onnx", /missing\.onnx does not exist/],
+    ["a directory", "dir.onnx", /is not a regular file/],
+    ["an unsupported extension", "model.pt", /expected an \.onnx file or an OpenVINO IR \.xml/],
+    ["an IR on onnxruntime", "model.xml", /OpenVINO IR model: it needs the openvino backend/],
+    ["an IR without its .bin", "lonely.xml", /weights file .*lonely\.bin does not exist/],
+    ["a file that is not ONNX", "garbage.onnx", /cannot load model .*garbage\.onnx/],
+  ])("refuses %s with a one-line ModelLoadError", async (_n, name, message) => {
+    const err = await load(join(dir, name), name === "lonely.xml" ? "auto" : "onnxruntime").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain("\n");
+  });
+
+  it.skipIf(!present)("onnxruntime on request says so", async () => {
+    const { engine, reason } = await load(modelPath);
+    await engine.close();
+    expect(engine.backend).toBe("onnxruntime");
+    expect(reason).toBe("onnxruntime was requested");
+  });
+});
