@@ -9,6 +9,9 @@ import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_
 import { HealthState, OVERALL } from "./rpc/health-state.js";
 import { createServer, type HazardServer } from "./server.js";
 import { SessionManager } from "./streaming/session-manager.js";
+import { MemoryStore } from "./store/memory-store.js";
+import { RedisStore } from "./store/redis-store.js";
+import type { SessionStore } from "./store/session-store.js";
 
 export interface App {
   server: HazardServer;
@@ -18,6 +21,24 @@ export interface App {
   health: HealthState;
   /** Graceful stop: server first, then the engine. */
   close(): Promise<void>;
+}
+
+/** In-memory unless REDIS_URL is set. Redis being down at start is not fatal: calls fail with UNAVAILABLE until it answers. */
+async function createStore(config: Config, logger: Logger): Promise<SessionStore> {
+  if (!config.redis) return new MemoryStore();
+  const store = new RedisStore({
+    url: config.redis.url,
+    keyPrefix: config.redis.keyPrefix,
+    // A little longer than the session timeout: the expiry sweep ends sessions (and tells their
+    // watchers) before their keys vanish.
+    sessionTtlMs: (config.streaming.sessionTimeoutSec + 30) * 1000,
+    logger,
+  });
+  await store.connect().then(
+    () => logger.info({ keyPrefix: config.redis?.keyPrefix }, "session store: redis"),
+    (err: unknown) => logger.warn({ err: (err as Error).message }, "session store: redis not reachable yet; retrying"),
+  );
+  return store;
 }
 
 /** Wires config → engine → pipeline → sessions → server. Nothing listens yet. */
@@ -39,8 +60,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     maxImageBytes: config.limits.maxFrameBytes,
     maxImagePixels: config.limits.maxImagePixels,
   });
+  const store = await createStore(config, logger);
   const sessions = new SessionManager({
     detector,
+    store,
     limits: {
       maxFps: config.streaming.maxFps,
       classNames: m.classNames,
@@ -61,7 +84,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     slots: engine.concurrency + 1,
     logger,
   });
-  sessions.startExpiry();
+  sessions.start();
   const tls = config.tls
     ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
     : undefined;
@@ -74,6 +97,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     logger,
     tls,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    http: config.http,
   });
   return {
     server,
@@ -84,6 +108,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       // --- health: probes and Watch streams see NOT_SERVING before connections start closing.
       health.shutdown();
       await server.close();
+      await store.close();
       await engine.close();
     },
   };

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { defaultHttpRoutesConfig, parseCorsOrigins, type HttpRoutesConfig } from "./http/http-config.js";
 
 /** Everything the service reads from its environment, validated once at start. */
 export interface Config {
@@ -30,8 +31,12 @@ export interface Config {
     iouThreshold: number;
     maxDetections: number;
   };
+  /** Shared session store for several instances; unset = in-memory (one instance). */
+  redis?: { url: string; keyPrefix: string };
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** REST, SSE and WebSocket routes: body and message limits, CORS origins. */
+  http: HttpRoutesConfig;
 }
 
 export const DEFAULT_MODEL_PATH = fileURLToPath(new URL("../models/road-hazard-filter.onnx", import.meta.url));
@@ -87,6 +92,8 @@ export function loadConfig(env: Env = process.env): Config {
     queueSize: num(env, "STREAMING_QUEUE_SIZE", 50, 1, 10_000),
     enableTracking: bool(env, "STREAMING_ENABLE_TRACKING", true),
   };
+  const maxFrameBytes = num(env, "MAX_FRAME_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
+  const httpDefaults = defaultHttpRoutesConfig(maxFrameBytes);
   return {
     host: str(env, "HOST", "127.0.0.1"),
     port: num(env, "PORT", 8080, 0, 65_535),
@@ -100,7 +107,7 @@ export function loadConfig(env: Env = process.env): Config {
       performanceHint: oneOf(env, "OPENVINO_PERFORMANCE_HINT", "LATENCY", ["LATENCY", "THROUGHPUT"] as const),
     },
     limits: {
-      maxFrameBytes: num(env, "MAX_FRAME_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      maxFrameBytes,
       // 8K UHD is 33 Mpx; the default leaves headroom while refusing decompression bombs.
       maxImagePixels: num(env, "MAX_IMAGE_PIXELS", 40_000_000, 1, 1_000_000_000),
     },
@@ -110,7 +117,15 @@ export function loadConfig(env: Env = process.env): Config {
       iouThreshold: num(env, "DEFAULT_IOU_THRESHOLD", 0.7, 0, 1, false),
       maxDetections: num(env, "DEFAULT_MAX_DETECTIONS", 300, 1, 1000),
     },
+    redis: env.REDIS_URL?.trim()
+      ? { url: str(env, "REDIS_URL", ""), keyPrefix: str(env, "REDIS_KEY_PREFIX", "hazard-stream:") }
+      : undefined,
     shutdownTimeoutMs: num(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
+    http: {
+      maxRequestBytes: num(env, "MAX_REQUEST_BYTES", httpDefaults.maxRequestBytes, 1024, 2 * 1024 * 1024 * 1024),
+      maxWsMessageBytes: num(env, "MAX_WS_MESSAGE_BYTES", httpDefaults.maxWsMessageBytes, 1024, 1024 * 1024 * 1024),
+      corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
+    },
   };
 }

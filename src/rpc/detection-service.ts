@@ -11,14 +11,14 @@ import {
 } from "../../gen/hazard/stream/v1/detection_service_pb.js";
 import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { EndReason, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
-import { ErrorCode, FrameErrorSchema, type Frame } from "../../gen/hazard/stream/v1/types_pb.js";
+import { ErrorCode, FrameErrorSchema, type Frame, type FrameError } from "../../gen/hazard/stream/v1/types_pb.js";
 import { detectOptionsFor, toDetectionResult } from "../streaming/detection-result.js";
 import type { LiveSession } from "../streaming/live-session.js";
 import { applyConfig } from "../streaming/session-config.js";
 import type { FrameDetector, SessionManager } from "../streaming/session-manager.js";
 import { SubscriberQueue } from "../streaming/subscriber-queue.js";
 import { apiError, errorCodeOfConnectError, toApiError } from "./errors.js";
-import { frameIdOf, PendingFrames, terminalFrameId } from "./pending-frames.js";
+import { PendingFrames, terminalFrameId } from "./pending-frames.js";
 
 export interface DetectionServiceDeps {
   sessions: SessionManager;
@@ -75,8 +75,8 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     let session: LiveSession;
     try {
       session = start?.clientId
-        ? deps.sessions.get(start.clientId)
-        : deps.sessions.create(Door.GRPC_STREAM, start?.config);
+        ? await deps.sessions.get(start.clientId)
+        : await deps.sessions.create(Door.GRPC_STREAM, start?.config);
     } catch (err) {
       throw toApiError(err);
     }
@@ -104,33 +104,45 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       if (sub.overflowed || out.overflowed) out.close();
     })();
 
-    const handle = (req: StreamDetectionsRequest) => {
+    let frameSeq = 0;
+    const handle = async (req: StreamDetectionsRequest) => {
       const m = req.message;
+      let frameId = "";
       try {
         if (m.case === "frame") {
-          checkFrame(m.value, deps.maxFrameBytes);
-          pending.add(deps.sessions.submit(session.clientId, m.value).frameId);
+          if (m.value.frameId === "") m.value.frameId = `${session.clientId.slice(0, 8)}-${++frameSeq}`;
+          frameId = m.value.frameId;
+          // Counted as pending before submitting: its outcome may come back on the bus at once.
+          pending.add(frameId);
+          try {
+            checkFrame(m.value, deps.maxFrameBytes);
+          } catch (err) {
+            // Published to the session, so it is counted and every watcher sees it too.
+            await deps.sessions.reject(session.clientId, frameErrorFromApi(toApiError(err, frameId), frameId, now()));
+            return;
+          }
+          await deps.sessions.submit(session.clientId, m.value);
         } else if (m.case === "configUpdate") {
-          deps.sessions.updateConfig(session.clientId, m.value);
+          await deps.sessions.updateConfig(session.clientId, m.value);
         } else if (m.case === "start") {
           throw apiError(ErrorCode.INVALID_MESSAGE, "start is only allowed as the first message", { field: "start" });
         } else {
           throw apiError(ErrorCode.INVALID_MESSAGE, "empty message: set frame or config_update", { field: "message" });
         }
       } catch (err) {
-        const frameId = m.case === "frame" ? frameIdOf(m.value) : "";
-        if (m.case === "frame") session.counters.countRejected();
-        out.push(errorResponse(toApiError(err, frameId), frameId, now()));
+        if (frameId !== "") pending.settle(frameId);
+        const value = frameErrorFromApi(toApiError(err, frameId), frameId, now());
+        out.push(create(StreamDetectionsResponseSchema, { message: { case: "error", value } }));
       }
     };
 
     const reader = (async () => {
       try {
-        if (!start) handle(first.value);
+        if (!start) await handle(first.value);
         for (;;) {
           const next = await input.next();
           if (next.done) break;
-          handle(next.value);
+          await handle(next.value);
         }
       } catch {
         // The client went away mid-stream; the abort signal ends the writer side.
@@ -157,7 +169,7 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       session.unsubscribe(sub);
       out.close();
       await forward;
-      if (ownsSession) deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED);
+      if (ownsSession) await deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => undefined);
       // The reader ends on its own when the request stream closes or the call is aborted.
       void reader;
     }
@@ -166,15 +178,14 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
   return { detect, streamDetections };
 }
 
-/** A message-level error as a stream message: the stream goes on. */
-function errorResponse(err: ConnectError, frameId: string, nowMs: number): StreamDetectionsResponse {
-  const value = create(FrameErrorSchema, {
+/** An API error as a per-frame (or per-message) error: the stream goes on. */
+export function frameErrorFromApi(err: ConnectError, frameId: string, nowMs: number): FrameError {
+  return create(FrameErrorSchema, {
     frameId,
     code: errorCodeOfConnectError(err),
     message: err.rawMessage,
     timestamp: nowMs / 1000,
   });
-  return create(StreamDetectionsResponseSchema, { message: { case: "error", value } });
 }
 
 /** Session events as bidi responses; keepalives and session-end are stream-level, not forwarded. */

@@ -4,6 +4,7 @@ import { ErrorCode, ErrorDetailSchema } from "../../gen/hazard/stream/v1/types_p
 import { PipelineError } from "../pipeline/types.js";
 import { ConfigValidationError } from "../streaming/session-config.js";
 import { SessionNotFoundError } from "../streaming/session-manager.js";
+import { StoreUnavailableError } from "../store/session-store.js";
 
 const CONNECT_CODE: Record<ErrorCode, Code> = {
   [ErrorCode.UNSPECIFIED]: Code.Unknown,
@@ -32,6 +33,7 @@ export function toApiError(err: unknown, frameId?: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof ConfigValidationError) return apiError(ErrorCode.INVALID_CONFIG, err.message, { field: err.field });
   if (err instanceof SessionNotFoundError) return apiError(ErrorCode.SESSION_NOT_FOUND, err.message);
+  if (err instanceof StoreUnavailableError) return apiError(ErrorCode.SERVICE_UNAVAILABLE, err.message);
   if (err instanceof PipelineError) {
     const code = err.kind === "inference" ? ErrorCode.INFERENCE_ERROR : ErrorCode.INVALID_IMAGE;
     return apiError(code, err.message, { frameId });

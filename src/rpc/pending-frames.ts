@@ -1,5 +1,4 @@
 import type { WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
-import type { Frame } from "../../gen/hazard/stream/v1/types_pb.js";
 
 /**
  * Frames a stream has submitted and not yet seen answered. A stream whose client has half-closed
@@ -33,8 +32,4 @@ export function terminalFrameId(ev: WatchSessionResponse): string | undefined {
   const e = ev.event;
   if (e.case === "result" || e.case === "error" || e.case === "dropped") return e.value.frameId;
   return undefined;
-}
-
-export function frameIdOf(frame: Frame): string {
-  return frame.frameId;
 }

@@ -27,9 +27,9 @@ import {
 import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { InferenceEngine } from "../inference/engine.js";
 import type { LatencyWindow } from "../streaming/latency-window.js";
-import type { LiveSession } from "../streaming/live-session.js";
-import type { SessionManager } from "../streaming/session-manager.js";
-import { checkFrame } from "./detection-service.js";
+import { SessionNotFoundError, type SessionManager } from "../streaming/session-manager.js";
+import type { InstanceReport } from "../store/session-store.js";
+import { checkFrame, frameErrorFromApi } from "./detection-service.js";
 import { apiError, toApiError } from "./errors.js";
 
 export interface SessionServiceDeps {
@@ -46,21 +46,27 @@ export interface SessionServiceDeps {
 
 const summary = (w: LatencyWindow) => create(LatencySummarySchema, w.summary());
 
-export function sessionStats(s: LiveSession, nowMs: number): SessionStats {
-  const c = s.counters;
+/** Per-session stats: outcome counts from the store (all instances), latency from where frames run. */
+export async function sessionStats(sessions: SessionManager, clientId: string, nowMs: number): Promise<SessionStats> {
+  const s = await sessions.get(clientId);
+  const [c, shared] = await Promise.all([sessions.store.counters(clientId), sessions.store.latency(clientId)]);
+  const local = s.counters;
+  const useLocal = local.processingMs.size > 0 || !shared;
+  let dropped = 0;
+  for (const n of c.drops.values()) dropped += n;
   return create(SessionStatsSchema, {
-    clientId: s.clientId,
+    clientId,
     framesReceived: BigInt(c.received),
     framesProcessed: BigInt(c.processed),
-    framesDropped: BigInt(c.dropped),
+    framesDropped: BigInt(dropped),
     framesFailed: BigInt(c.failed),
     drops: [...c.drops].map(([reason, count]) => create(DropCountSchema, { reason, count: BigInt(count) })),
-    effectiveFps: c.processedRate.rate(nowMs),
-    processingTimeMs: summary(c.processingMs),
-    latencyMs: summary(c.latencyMs),
-    queueDepth: s.queueDepth,
+    effectiveFps: useLocal ? local.processedRate.rate(nowMs) : shared.effectiveFps,
+    processingTimeMs: useLocal ? summary(local.processingMs) : create(LatencySummarySchema, shared.processingMs),
+    latencyMs: useLocal ? summary(local.latencyMs) : create(LatencySummarySchema, shared.latencyMs),
+    queueDepth: useLocal ? s.queueDepth : shared.queueDepth,
     lastActivityAt: timestampFromMs(s.lastActivityMs),
-    uniqueHazards: [...c.uniqueHazards].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
+    uniqueHazards: [...local.uniqueHazards].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
     allowedFps: s.config.fpsLimit,
     createdAt: timestampFromMs(s.createdAtMs),
   });
@@ -71,55 +77,68 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
   const sessions = deps.sessions;
   const capacity = deps.watchBufferCapacity ?? 256;
   const keepaliveMs = deps.keepaliveMs ?? 15_000;
-  const wrap = <T>(fn: () => T): T => {
+  const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
-      return fn();
+      return await fn();
     } catch (err) {
       throw toApiError(err);
     }
   };
 
   return {
-    createSession: (req) => wrap(() => ({ session: sessions.create(Door.SESSION_API, req.config).toProto() })),
-    getSession: (req) => wrap(() => ({ session: sessions.get(req.clientId).toProto() })),
-    updateSessionConfig: (req) => wrap(() => ({ session: sessions.updateConfig(req.clientId, req.config).toProto() })),
+    createSession: (req) => wrap(async () => ({ session: (await sessions.create(Door.SESSION_API, req.config)).toProto() })),
+    getSession: (req) => wrap(async () => ({ session: (await sessions.get(req.clientId)).toProto() })),
+    updateSessionConfig: (req) =>
+      wrap(async () => ({ session: (await sessions.updateConfig(req.clientId, req.config)).toProto() })),
     deleteSession: (req) =>
-      wrap(() => {
-        sessions.get(req.clientId);
-        sessions.end(req.clientId, EndReason.DELETED);
+      wrap(async () => {
+        if (!(await sessions.end(req.clientId, EndReason.DELETED))) throw new SessionNotFoundError(req.clientId);
         return {};
       }),
 
-    listSessions(req) {
-      const size = req.pageSize === 0 ? 100 : Math.min(req.pageSize, 1000);
-      const all = sessions.list().sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
-      const start = req.pageToken ? all.findIndex((s) => s.clientId > req.pageToken) : 0;
-      const page = start < 0 ? [] : all.slice(start, start + size);
-      const last = page.at(-1);
-      const more = start >= 0 && start + size < all.length;
-      return create(ListSessionsResponseSchema, {
-        sessions: page.map((s) => s.toProto()),
-        nextPageToken: more && last ? last.clientId : "",
-      });
-    },
+    listSessions: (req) =>
+      wrap(async () => {
+        const size = req.pageSize === 0 ? 100 : Math.min(req.pageSize, 1000);
+        const all = (await sessions.list()).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+        const start = req.pageToken ? all.findIndex((s) => s.clientId > req.pageToken) : 0;
+        const page = start < 0 ? [] : all.slice(start, start + size);
+        const last = page.at(-1);
+        const more = start >= 0 && start + size < all.length;
+        return create(ListSessionsResponseSchema, {
+          sessions: page.map((r) => sessions.sessionProto(r)),
+          nextPageToken: more && last ? last.clientId : "",
+        });
+      }),
 
     submitFrame: (req) =>
-      wrap(() => {
-        const session = sessions.get(req.clientId);
+      wrap(async () => {
+        const session = await sessions.get(req.clientId);
         try {
           checkFrame(req.frame, deps.maxFrameBytes);
         } catch (err) {
-          session.counters.countRejected();
+          const frameId = req.frame?.frameId ?? "";
+          await sessions.reject(req.clientId, frameErrorFromApi(toApiError(err, frameId), frameId, now()));
           throw err;
         }
-        const out = sessions.submit(req.clientId, req.frame);
+        const out = await sessions.submit(req.clientId, req.frame);
         return create(SubmitFrameResponseSchema, { ...out, allowedFps: session.config.fpsLimit });
       }),
 
     async *watchSession(req: WatchSessionRequest, ctx: HandlerContext): AsyncGenerator<WatchSessionResponse> {
-      const session = wrap(() => sessions.get(req.clientId));
-      const sub = session.subscribe(capacity, req.afterEventId > 0n ? req.afterEventId : undefined);
+      const session = await wrap(() => sessions.get(req.clientId));
+      const sub = session.subscribe(capacity);
+      // In-process callers may stop pulling without resuming the generator: free on abort too.
+      const release = () => session.unsubscribe(sub);
+      ctx.signal.addEventListener("abort", release, { once: true });
       try {
+        let lastId = 0n;
+        if (req.afterEventId > 0n) {
+          for (const ev of await wrap(() => sessions.store.replay(req.clientId, req.afterEventId))) {
+            lastId = ev.eventId;
+            yield ev;
+            if (ev.event.case === "ended") return;
+          }
+        }
         for (;;) {
           const keepalive = AbortSignal.any([ctx.signal, AbortSignal.timeout(keepaliveMs)]);
           const ev = await sub.next(keepalive);
@@ -131,6 +150,7 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
             });
             continue;
           }
+          if (ev.eventId !== 0n && ev.eventId <= lastId) continue; // already sent from the replay
           yield ev;
           if (ev.event.case === "ended") return;
         }
@@ -138,43 +158,46 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
           throw apiError(ErrorCode.RESOURCE_EXHAUSTED, "watcher is not reading events fast enough; stream closed");
         }
       } finally {
-        session.unsubscribe(sub);
+        ctx.signal.removeEventListener("abort", release);
+        release();
       }
     },
 
     getSessionStats: (req) =>
-      wrap(() => create(GetSessionStatsResponseSchema, { stats: sessionStats(sessions.get(req.clientId), now()) })),
+      wrap(async () => create(GetSessionStatsResponseSchema, { stats: await sessionStats(sessions, req.clientId, now()) })),
 
-    getServiceStats() {
-      const nowMs = now();
-      const live = sessions.list();
-      const byDoor = new Map<Door, number>();
-      for (const s of live) byDoor.set(s.door, (byDoor.get(s.door) ?? 0) + 1);
-      const m = deps.engine.model;
-      return create(GetServiceStatsResponseSchema, {
-        stats: create(ServiceStatsSchema, {
-          activeSessions: live.length,
-          sessionsByDoor: [...byDoor].map(([door, count]) => create(DoorCountSchema, { door, count })),
-          framesProcessed: BigInt(sessions.totals.processed),
-          framesDropped: BigInt(sessions.totals.dropped),
-          framesFailed: BigInt(sessions.totals.failed),
-          throughputFps: sessions.totals.processedRate.rate(nowMs),
-          engine: create(EngineInfoSchema, {
-            backend: deps.engine.backend,
-            device: deps.engine.device,
-            model: m.path.split(/[\\/]/).pop() ?? "",
-            classNames: [...m.classNames],
-            inputWidth: m.inputWidth,
-            inputHeight: m.inputHeight,
-            dynamicInputSize: m.dynamicInputSize,
-            dynamicBatch: m.dynamicBatch,
-            description: m.description,
+    getServiceStats: () =>
+      wrap(async () => {
+        const nowMs = now();
+        const [live, instances] = await Promise.all([sessions.list(), sessions.store.instances()]);
+        const byDoor = new Map<Door, number>();
+        for (const s of live) byDoor.set(s.door, (byDoor.get(s.door) ?? 0) + 1);
+        const sum = (f: (i: InstanceReport) => number) => instances.reduce((acc, i) => acc + f(i), 0);
+        const m = deps.engine.model;
+        return create(GetServiceStatsResponseSchema, {
+          stats: create(ServiceStatsSchema, {
+            activeSessions: live.length,
+            sessionsByDoor: [...byDoor].map(([door, count]) => create(DoorCountSchema, { door, count })),
+            framesProcessed: BigInt(sum((i) => i.processed)),
+            framesDropped: BigInt(sum((i) => i.dropped)),
+            framesFailed: BigInt(sum((i) => i.failed)),
+            throughputFps: sum((i) => i.throughputFps),
+            engine: create(EngineInfoSchema, {
+              backend: deps.engine.backend,
+              device: deps.engine.device,
+              model: m.path.split(/[\\/]/).pop() ?? "",
+              classNames: [...m.classNames],
+              inputWidth: m.inputWidth,
+              inputHeight: m.inputHeight,
+              dynamicInputSize: m.dynamicInputSize,
+              dynamicBatch: m.dynamicBatch,
+              description: m.description,
+            }),
+            uptimeSeconds: (nowMs - deps.startedAtMs) / 1000,
+            instances: Math.max(instances.length, 1),
+            startedAt: timestampFromMs(deps.startedAtMs),
           }),
-          uptimeSeconds: (nowMs - deps.startedAtMs) / 1000,
-          instances: 1,
-          startedAt: timestampFromMs(deps.startedAtMs),
-        }),
-      });
-    },
+        });
+      }),
   };
 }

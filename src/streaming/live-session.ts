@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { SessionSchema, type Door, type Session } from "../../gen/hazard/stream/v1/session_pb.js";
+import type { WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import {
   DropReason,
   FlowControlSchema,
@@ -8,10 +9,7 @@ import {
   type FlowControl,
   type Frame,
 } from "../../gen/hazard/stream/v1/types_pb.js";
-import {
-  WatchSessionResponseSchema,
-  type WatchSessionResponse,
-} from "../../gen/hazard/stream/v1/session_service_pb.js";
+import type { SessionEvent, SessionRecord } from "../store/session-store.js";
 import { FpsLimiter } from "./rate-limiter.js";
 import { toProtoConfig, type EffectiveConfig } from "./session-config.js";
 import { SessionCounters } from "./session-counters.js";
@@ -23,15 +21,13 @@ export interface QueuedFrame {
   receivedAtMs: number;
 }
 
-/** How a session tells its manager about work and drops. */
+/** How a session runtime reaches its manager. */
 export interface SessionHooks {
   /** The session has a frame waiting. */
   onReady(session: LiveSession): void;
-  onDrop(reason: DropReason): void;
+  /** Publishes an event of the session to every instance (drops, flow control). */
+  publish(session: LiveSession, event: SessionEvent): void;
 }
-
-/** The event oneof of WatchSessionResponse: the one event type every door consumes. */
-export type SessionEvent = WatchSessionResponse["event"];
 
 export interface SubmitOutcome {
   frameId: string;
@@ -40,77 +36,71 @@ export interface SubmitOutcome {
   queueDepth: number;
 }
 
-/** How many past events a late subscriber can replay (SSE Last-Event-ID, watch resumption). */
-const REPLAY_WINDOW = 64;
-
 /**
- * One session on this instance: its config, its bounded frame queue, its FPS limit, its counters,
- * and the fan-out of its events to subscribers (bidi stream, watchers, SSE, WebSocket).
+ * The runtime of one session on this instance: a copy of its shared record, its bounded frame
+ * queue and FPS limit (frames are processed where they arrive), local latency stats, and the
+ * fan-out of the session's events (from the store's bus, so they may come from any instance) to
+ * this instance's subscribers (bidi stream, watchers, SSE, WebSocket).
  */
 export class LiveSession {
   private readonly queue: QueuedFrame[] = [];
   private readonly limiter: FpsLimiter;
   private readonly subscribers = new Set<SubscriberQueue<WatchSessionResponse>>();
-  private readonly replay: WatchSessionResponse[] = [];
-  private nextEventId = 1n;
   private frameSeq = 0;
-  configVersion = 1;
-  lastActivityMs: number;
+  readonly clientId: string;
+  readonly door: Door;
   readonly createdAtMs: number;
+  config: EffectiveConfig;
+  configVersion: number;
+  /** Last frame or config change seen by this instance. */
+  lastActivityMs: number;
   readonly counters = new SessionCounters();
   ended = false;
+  /** Set by the manager: stops delivery of bus events to this runtime. */
+  detachBus: () => void = () => undefined;
 
   constructor(
-    readonly clientId: string,
-    readonly door: Door,
-    public config: EffectiveConfig,
+    record: SessionRecord,
     private readonly queueSize: number,
     private readonly sessionTimeoutMs: number,
     private readonly hooks: SessionHooks,
-    nowMs: number,
   ) {
-    this.limiter = new FpsLimiter(config.fpsLimit);
-    this.createdAtMs = nowMs;
-    this.lastActivityMs = nowMs;
+    this.clientId = record.clientId;
+    this.door = record.door;
+    this.createdAtMs = record.createdAtMs;
+    this.config = record.config;
+    this.configVersion = record.configVersion;
+    this.lastActivityMs = record.lastActivityMs;
+    this.limiter = new FpsLimiter(record.config.fpsLimit);
   }
 
   get queueDepth(): number {
     return this.queue.length;
   }
 
-  toProto(): Session {
-    return create(SessionSchema, {
-      clientId: this.clientId,
-      config: toProtoConfig(this.config),
-      configVersion: this.configVersion,
-      door: this.door,
-      createdAt: timestampFromMs(this.createdAtMs),
-      lastActivityAt: timestampFromMs(this.lastActivityMs),
-      expiresAt: timestampFromMs(this.lastActivityMs + this.sessionTimeoutMs),
-    });
+  get subscriberCount(): number {
+    return this.subscribers.size;
   }
 
-  setConfig(config: EffectiveConfig): void {
-    const fpsChanged = config.fpsLimit !== this.config.fpsLimit;
-    this.config = config;
-    this.configVersion++;
-    this.limiter.setFps(config.fpsLimit);
-    this.publish({ case: "configApplied", value: this.toProto() });
-    if (fpsChanged) this.publishFlowControl("fps_limit");
+  toProto(): Session {
+    return sessionProto(this);
+  }
+
+  /** Adopts a newer shared record (config changed here or on another instance). */
+  applyRecord(r: Pick<SessionRecord, "config" | "configVersion">): void {
+    if (r.configVersion <= this.configVersion) return;
+    this.config = r.config;
+    this.configVersion = r.configVersion;
+    this.limiter.setFps(r.config.fpsLimit);
   }
 
   flowControl(reason: string): FlowControl {
     return create(FlowControlSchema, { allowedFps: this.config.fpsLimit, reason });
   }
 
-  publishFlowControl(reason: string): void {
-    this.publish({ case: "flowControl", value: this.flowControl(reason) });
-  }
-
   /** Admits a frame (FPS limit, queue bound) without waiting for it to be processed. */
   submit(frame: Frame, nowMs: number): SubmitOutcome {
     this.lastActivityMs = nowMs;
-    this.counters.received++;
     if (frame.frameId === "") frame.frameId = `${this.clientId.slice(0, 8)}-${++this.frameSeq}`;
     if (!this.limiter.tryAcquire(nowMs)) {
       this.drop(frame.frameId, DropReason.FPS_LIMIT);
@@ -141,22 +131,19 @@ export class LiveSession {
   }
 
   private drop(frameId: string, reason: DropReason): void {
-    this.counters.countDrop(reason);
-    this.hooks.onDrop(reason);
-    this.publish({ case: "dropped", value: create(FrameDroppedSchema, { frameId, reason }) });
+    this.hooks.publish(this, { case: "dropped", value: create(FrameDroppedSchema, { frameId, reason }) });
   }
 
-  publish(event: SessionEvent): void {
-    const msg = create(WatchSessionResponseSchema, { eventId: this.nextEventId++, event });
-    this.replay.push(msg);
-    if (this.replay.length > REPLAY_WINDOW) this.replay.shift();
+  /** An event of this session arrived from the bus: keep the config in step, fan out locally. */
+  deliver(msg: WatchSessionResponse): void {
+    const e = msg.event;
+    if (e.case === "configApplied") this.applyRecord({ config: configOf(e.value, this.config), configVersion: e.value.configVersion });
     for (const s of this.subscribers) s.push(msg);
+    if (e.case === "ended") this.endLocal();
   }
 
-  /** Subscribes to future events, after replaying those newer than `afterEventId` still held. */
-  subscribe(capacity: number, afterEventId?: bigint): SubscriberQueue<WatchSessionResponse> {
+  subscribe(capacity: number): SubscriberQueue<WatchSessionResponse> {
     const q = new SubscriberQueue<WatchSessionResponse>(capacity);
-    if (afterEventId !== undefined) for (const e of this.replay) if (e.eventId > afterEventId) q.push(e);
     if (this.ended) q.close();
     else this.subscribers.add(q);
     return q;
@@ -167,17 +154,55 @@ export class LiveSession {
     q.close();
   }
 
-  get subscriberCount(): number {
-    return this.subscribers.size;
-  }
-
-  /** Ends the session: pending frames are reported as dropped, subscribers get `ended` and close. */
-  end(event: SessionEvent): void {
+  /** Stops this runtime: waiting frames are reported dropped, local subscribers are closed. */
+  endLocal(final?: WatchSessionResponse): void {
     if (this.ended) return;
     for (const f of this.queue.splice(0)) this.drop(f.frame.frameId, DropReason.SESSION_CLOSED);
-    this.publish(event);
     this.ended = true;
-    for (const s of this.subscribers) s.close();
+    this.detachBus();
+    for (const s of this.subscribers) {
+      if (final) s.push(final);
+      s.close();
+    }
     this.subscribers.clear();
   }
+
+  get expiresAtMs(): number {
+    return this.lastActivityMs + this.sessionTimeoutMs;
+  }
+}
+
+export function sessionProto(s: {
+  clientId: string;
+  config: EffectiveConfig;
+  configVersion: number;
+  door: Door;
+  createdAtMs: number;
+  lastActivityMs: number;
+  expiresAtMs: number;
+}): Session {
+  return create(SessionSchema, {
+    clientId: s.clientId,
+    config: toProtoConfig(s.config),
+    configVersion: s.configVersion,
+    door: s.door,
+    createdAt: timestampFromMs(s.createdAtMs),
+    lastActivityAt: timestampFromMs(s.lastActivityMs),
+    expiresAt: timestampFromMs(s.expiresAtMs),
+  });
+}
+
+/** The effective config carried by a configApplied event (every field is present there). */
+function configOf(s: Session, fallback: EffectiveConfig): EffectiveConfig {
+  const c = s.config;
+  if (!c) return fallback;
+  return {
+    fpsLimit: c.fpsLimit ?? fallback.fpsLimit,
+    confidenceThreshold: c.confidenceThreshold ?? fallback.confidenceThreshold,
+    iouThreshold: c.iouThreshold ?? fallback.iouThreshold,
+    enableTracking: c.enableTracking ?? fallback.enableTracking,
+    maxDetections: c.maxDetections ?? fallback.maxDetections,
+    classNames: c.classFilter?.classNames ?? fallback.classNames,
+    quality: c.quality ?? fallback.quality,
+  };
 }

@@ -2,13 +2,14 @@ import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
-import { EndReason, SessionEndedSchema } from "../../gen/hazard/stream/v1/session_service_pb.js";
-import { ErrorCode, type Frame, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
+import { EndReason, SessionEndedSchema, WatchSessionResponseSchema } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode, type Frame, type FrameError, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { DetectOptions, FrameDetections } from "../pipeline/types.js";
+import type { SessionEvent, SessionRecord, SessionStore } from "../store/session-store.js";
 import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult } from "./detection-result.js";
 import { FrameScheduler } from "./frame-scheduler.js";
 import { RateWindow } from "./latency-window.js";
-import { LiveSession, type QueuedFrame, type SessionHooks, type SubmitOutcome } from "./live-session.js";
+import { LiveSession, sessionProto, type QueuedFrame, type SessionHooks, type SubmitOutcome } from "./live-session.js";
 import { applyConfig, type ConfigLimits } from "./session-config.js";
 
 /** The part of the pipeline the session layer needs. */
@@ -18,13 +19,12 @@ export interface FrameDetector {
 
 export interface SessionManagerOptions {
   detector: FrameDetector;
+  store: SessionStore;
   limits: ConfigLimits;
   queueSize: number;
   sessionTimeoutMs: number;
   /** Frames processed at once across all sessions (sized to the engine). */
   slots: number;
-  /** Events a subscriber may fall behind before it is cut off as too slow. */
-  subscriberCapacity?: number;
   logger: Logger;
   now?: () => number;
 }
@@ -38,23 +38,27 @@ export class SessionNotFoundError extends Error {
 }
 
 /**
- * Owns every session of this instance: creation, config changes, frame admission, fair
- * processing on the shared engine, expiry and shutdown.
+ * Owns this instance's session runtimes: creation, config changes, frame admission, fair
+ * processing on the shared engine, expiry and shutdown. Shared state (records, counters, events)
+ * goes through the SessionStore, so with Redis any instance can serve any session.
  */
 export class SessionManager {
-  private readonly sessions = new Map<string, LiveSession>();
+  private readonly runtimes = new Map<string, LiveSession>();
+  private readonly attaching = new Map<string, Promise<LiveSession>>();
   private readonly scheduler: FrameScheduler<LiveSession, QueuedFrame>;
   private readonly now: () => number;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  /** Instance-wide counters since start. */
+  private timers: NodeJS.Timeout[] = [];
+  readonly instanceStartedAtMs: number;
+  /** This instance's counters since start. */
   readonly totals = { processed: 0, failed: 0, dropped: 0, processedRate: new RateWindow(1024) };
   private readonly hooks: SessionHooks = {
     onReady: (s) => this.scheduler.notify(s),
-    onDrop: () => void this.totals.dropped++,
+    publish: (s, event) => this.publish(s.clientId, event),
   };
 
   constructor(private readonly opts: SessionManagerOptions) {
     this.now = opts.now ?? Date.now;
+    this.instanceStartedAtMs = this.now();
     this.scheduler = new FrameScheduler(opts.slots, (s, f) => this.process(s, f));
   }
 
@@ -62,76 +66,173 @@ export class SessionManager {
     return this.opts.limits;
   }
 
-  create(door: Door, patch?: SessionConfig): LiveSession {
+  get store(): SessionStore {
+    return this.opts.store;
+  }
+
+  async create(door: Door, patch?: SessionConfig): Promise<LiveSession> {
     const config = applyConfig(this.opts.limits.defaults, patch, this.opts.limits);
+    const nowMs = this.now();
     // 128 bits from the CSPRNG: the client_id is the only credential for a session.
     const clientId = randomBytes(16).toString("base64url");
-    const session = new LiveSession(
-      clientId,
-      door,
-      config,
-      this.opts.queueSize,
-      this.opts.sessionTimeoutMs,
-      this.hooks,
-      this.now(),
-    );
-    this.sessions.set(clientId, session);
+    const record: SessionRecord = { clientId, door, config, configVersion: 1, createdAtMs: nowMs, lastActivityMs: nowMs };
+    await this.opts.store.create(record);
     this.opts.logger.info({ clientId, door: Door[door] }, "session created");
-    return session;
+    return this.attach(record);
   }
 
-  get(clientId: string): LiveSession {
-    const s = this.sessions.get(clientId);
-    if (!s || s.ended) throw new SessionNotFoundError(clientId);
-    return s;
-  }
-
-  list(): LiveSession[] {
-    return [...this.sessions.values()];
-  }
-
-  updateConfig(clientId: string, patch: SessionConfig | undefined): LiveSession {
-    const s = this.get(clientId);
-    s.setConfig(applyConfig(s.config, patch, this.opts.limits));
-    s.lastActivityMs = this.now();
-    return s;
-  }
-
-  submit(clientId: string, frame: Frame): SubmitOutcome {
-    return this.get(clientId).submit(frame, this.now());
-  }
-
-  end(clientId: string, reason: EndReason): void {
-    const s = this.sessions.get(clientId);
-    if (!s) return;
-    this.sessions.delete(clientId);
-    s.end({ case: "ended", value: create(SessionEndedSchema, { reason }) });
-    this.opts.logger.info({ clientId, reason: EndReason[reason] }, "session ended");
-  }
-
-  /** Closes sessions idle for longer than the session timeout. */
-  startExpiry(intervalMs = 1000): void {
-    this.expiryTimer = setInterval(() => this.expireIdle(), intervalMs);
-    this.expiryTimer.unref();
-  }
-
-  expireIdle(): void {
-    const deadline = this.now() - this.opts.sessionTimeoutMs;
-    for (const s of this.sessions.values()) {
-      // Only frames and config changes count as activity: a forgotten watcher must not pin a session.
-      if (s.lastActivityMs < deadline) this.end(s.clientId, EndReason.EXPIRED);
+  /** This instance's runtime of the session, attached from the store when it lives elsewhere. */
+  async get(clientId: string): Promise<LiveSession> {
+    const local = this.runtimes.get(clientId);
+    if (local && !local.ended) return local;
+    const pending = this.attaching.get(clientId);
+    if (pending) return pending;
+    const attach = (async () => {
+      const record = await this.opts.store.get(clientId);
+      if (!record) throw new SessionNotFoundError(clientId);
+      return this.attach(record);
+    })();
+    this.attaching.set(clientId, attach);
+    try {
+      return await attach;
+    } finally {
+      this.attaching.delete(clientId);
     }
   }
 
-  /** Ends every session and waits (bounded by the caller) for frames in flight. */
+  private async attach(record: SessionRecord): Promise<LiveSession> {
+    const runtime = new LiveSession(record, this.opts.queueSize, this.opts.sessionTimeoutMs, this.hooks);
+    runtime.detachBus = await this.opts.store.subscribe(record.clientId, (msg) => runtime.deliver(msg));
+    this.runtimes.set(record.clientId, runtime);
+    return runtime;
+  }
+
+  async list(): Promise<SessionRecord[]> {
+    return this.opts.store.list();
+  }
+
+  async updateConfig(clientId: string, patch: SessionConfig | undefined): Promise<LiveSession> {
+    const runtime = await this.get(clientId);
+    const fpsBefore = runtime.config.fpsLimit;
+    const record = await this.opts.store.updateConfig(clientId, (cur) => applyConfig(cur, patch, this.opts.limits));
+    if (!record) throw new SessionNotFoundError(clientId);
+    // Take effect for the next frame here at once; other instances follow from the event.
+    runtime.applyRecord(record);
+    runtime.lastActivityMs = this.now();
+    this.publish(clientId, { case: "configApplied", value: runtime.toProto() });
+    if (record.config.fpsLimit !== fpsBefore) this.publish(clientId, { case: "flowControl", value: runtime.flowControl("fps_limit") });
+    return runtime;
+  }
+
+  async submit(clientId: string, frame: Frame): Promise<SubmitOutcome> {
+    const runtime = await this.get(clientId);
+    const nowMs = this.now();
+    await this.opts.store.touch(clientId, nowMs, 1);
+    return runtime.submit(frame, nowMs);
+  }
+
+  /** Counts a frame refused before queueing (empty, too large) and reports it on the session's streams. */
+  async reject(clientId: string, error: FrameError): Promise<void> {
+    await this.opts.store.touch(clientId, this.now(), 1);
+    this.totals.failed++;
+    this.publish(clientId, { case: "error", value: error });
+  }
+
+  /** Ends a session everywhere; false when it did not exist. */
+  async end(clientId: string, reason: EndReason): Promise<boolean> {
+    const existed = await this.opts.store.delete(clientId);
+    const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason }) };
+    const runtime = this.runtimes.get(clientId);
+    try {
+      await this.opts.store.publish(clientId, event);
+    } finally {
+      // Even if the bus is down, this instance's streams get their end.
+      runtime?.endLocal(create(WatchSessionResponseSchema, { event }));
+      this.runtimes.delete(clientId);
+    }
+    if (existed) this.opts.logger.info({ clientId, reason: EndReason[reason] }, "session ended");
+    return existed;
+  }
+
+  sessionProto(r: SessionRecord) {
+    return sessionProto({ ...r, expiresAtMs: r.lastActivityMs + this.opts.sessionTimeoutMs });
+  }
+
+  private publish(clientId: string, event: SessionEvent): void {
+    if (event.case === "dropped") this.totals.dropped++;
+    this.opts.store.publish(clientId, event).catch((err: unknown) => {
+      this.opts.logger.warn({ clientId, event: event.case, err: (err as Error).message }, "event not published");
+    });
+  }
+
+  /** Expiry sweep and instance heartbeat. */
+  start(intervalMs = 1000): void {
+    const sweep = setInterval(() => void this.expireIdle().catch(() => undefined), intervalMs);
+    const beat = setInterval(() => void this.report().catch(() => undefined), 2000);
+    this.timers = [sweep, beat];
+    for (const t of this.timers) t.unref();
+    void this.report().catch(() => undefined);
+  }
+
+  /** Reports this instance for service-wide stats. */
+  async report(): Promise<void> {
+    await this.opts.store.reportInstance({
+      instanceId: this.instanceId,
+      processed: this.totals.processed,
+      dropped: this.totals.dropped,
+      failed: this.totals.failed,
+      throughputFps: this.totals.processedRate.rate(this.now()),
+      startedAtMs: this.instanceStartedAtMs,
+    });
+  }
+
+  readonly instanceId = randomBytes(6).toString("hex");
+
+  /** Ends sessions idle for longer than the session timeout (as seen by every instance). */
+  async expireIdle(): Promise<void> {
+    const deadline = this.now() - this.opts.sessionTimeoutMs;
+    for (const runtime of [...this.runtimes.values()]) {
+      if (runtime.ended) {
+        this.runtimes.delete(runtime.clientId);
+        continue;
+      }
+      if (runtime.lastActivityMs >= deadline) continue;
+      // Another instance may have fed it meanwhile; the store has the last word.
+      const record = await this.opts.store.get(runtime.clientId);
+      if (record && record.lastActivityMs >= deadline) {
+        runtime.lastActivityMs = record.lastActivityMs;
+        continue;
+      }
+      await this.end(runtime.clientId, EndReason.EXPIRED);
+    }
+  }
+
+  /**
+   * Waits for frames in flight, then ends this instance's sessions. With a shared store only the
+   * local runtimes stop (other instances keep serving the sessions); alone, the sessions end.
+   */
   async shutdown(): Promise<void> {
-    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    for (const t of this.timers) clearInterval(t);
     await this.scheduler.idle();
-    for (const id of [...this.sessions.keys()]) this.end(id, EndReason.SHUTDOWN);
+    const shared = this.opts.store.kind !== "memory";
+    for (const runtime of [...this.runtimes.values()]) {
+      const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason: EndReason.SHUTDOWN }) };
+      if (shared && runtime.door === Door.SESSION_API) {
+        runtime.endLocal(create(WatchSessionResponseSchema, { event }));
+        this.runtimes.delete(runtime.clientId);
+      } else {
+        await this.end(runtime.clientId, EndReason.SHUTDOWN).catch(() => runtime.endLocal());
+      }
+    }
   }
 
   get inFlight(): number {
     return this.scheduler.inFlight;
+  }
+
+  /** Runtimes on this instance (for tests and stats). */
+  get localSessions(): number {
+    return this.runtimes.size;
   }
 
   private async process(session: LiveSession, queued: QueuedFrame): Promise<void> {
@@ -152,14 +253,29 @@ export class SessionManager {
       session.counters.countProcessed(result.processingTimeMs, doneMs - queued.receivedAtMs, doneMs);
       this.totals.processed++;
       this.totals.processedRate.add(doneMs);
-      session.publish({ case: "result", value: result });
+      this.publish(session.clientId, { case: "result", value: result });
+      this.saveLatency(session, doneMs);
     } catch (err) {
-      session.counters.failed++;
       this.totals.failed++;
       if (errorCodeOf(err) === ErrorCode.INTERNAL) {
         this.opts.logger.error({ err, clientId: session.clientId, frameId: frame.frameId }, "frame processing failed");
       }
-      session.publish({ case: "error", value: frameErrorOf(frame.frameId, err, this.now()) });
+      this.publish(session.clientId, { case: "error", value: frameErrorOf(frame.frameId, err, this.now()) });
     }
+  }
+
+  /** Shares this instance's latency view of the session, at most once a second. */
+  private saveLatency(session: LiveSession, nowMs: number): void {
+    const c = session.counters;
+    if (nowMs - c.lastSavedMs < 1000 && c.processingMs.size > 1) return;
+    c.lastSavedMs = nowMs;
+    this.opts.store
+      .saveLatency(session.clientId, {
+        processingMs: c.processingMs.summary(),
+        latencyMs: c.latencyMs.summary(),
+        effectiveFps: c.processedRate.rate(nowMs),
+        queueDepth: session.queueDepth,
+      })
+      .catch(() => undefined);
   }
 }

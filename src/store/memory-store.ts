@@ -1,0 +1,125 @@
+import { create } from "@bufbuild/protobuf";
+import { WatchSessionResponseSchema, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import type { DropReason } from "../../gen/hazard/stream/v1/types_pb.js";
+import type { EffectiveConfig } from "../streaming/session-config.js";
+import {
+  outcomeField,
+  REPLAY_WINDOW,
+  type CounterSnapshot,
+  type EventListener,
+  type InstanceReport,
+  type LatencySnapshot,
+  type SessionEvent,
+  type SessionRecord,
+  type SessionStore,
+} from "./session-store.js";
+
+interface Entry {
+  record: SessionRecord;
+  nextEventId: bigint;
+  replay: WatchSessionResponse[];
+  listeners: Set<EventListener>;
+  counters: CounterSnapshot;
+  latency?: LatencySnapshot;
+}
+
+/** The embedded default: one instance, everything in this process. Expiry is the manager's sweep. */
+export class MemoryStore implements SessionStore {
+  readonly kind = "memory";
+  private readonly entries = new Map<string, Entry>();
+  private report: InstanceReport | undefined;
+
+  async create(record: SessionRecord): Promise<void> {
+    this.entries.set(record.clientId, {
+      record: { ...record },
+      nextEventId: 1n,
+      replay: [],
+      listeners: new Set(),
+      counters: { received: 0, processed: 0, failed: 0, drops: new Map() },
+    });
+  }
+
+  async get(clientId: string): Promise<SessionRecord | undefined> {
+    const e = this.entries.get(clientId);
+    return e ? { ...e.record } : undefined;
+  }
+
+  async updateConfig(clientId: string, update: (c: EffectiveConfig) => EffectiveConfig): Promise<SessionRecord | undefined> {
+    const e = this.entries.get(clientId);
+    if (!e) return undefined;
+    e.record.config = update(e.record.config);
+    e.record.configVersion++;
+    return { ...e.record };
+  }
+
+  async touch(clientId: string, nowMs: number, received: number): Promise<void> {
+    const e = this.entries.get(clientId);
+    if (!e) return;
+    e.record.lastActivityMs = nowMs;
+    e.counters.received += received;
+  }
+
+  async delete(clientId: string): Promise<boolean> {
+    return this.entries.delete(clientId);
+  }
+
+  async list(): Promise<SessionRecord[]> {
+    return [...this.entries.values()].map((e) => ({ ...e.record }));
+  }
+
+  async counters(clientId: string): Promise<CounterSnapshot> {
+    const c = this.entries.get(clientId)?.counters;
+    return c ? { ...c, drops: new Map(c.drops) } : { received: 0, processed: 0, failed: 0, drops: new Map() };
+  }
+
+  async saveLatency(clientId: string, snapshot: LatencySnapshot): Promise<void> {
+    const e = this.entries.get(clientId);
+    if (e) e.latency = snapshot;
+  }
+
+  async latency(clientId: string): Promise<LatencySnapshot | undefined> {
+    return this.entries.get(clientId)?.latency;
+  }
+
+  async publish(clientId: string, event: SessionEvent): Promise<WatchSessionResponse> {
+    const e = this.entries.get(clientId);
+    const msg = create(WatchSessionResponseSchema, { eventId: e ? e.nextEventId++ : 0n, event });
+    if (!e) return msg;
+    countOutcome(e.counters, outcomeField(event));
+    e.replay.push(msg);
+    if (e.replay.length > REPLAY_WINDOW) e.replay.shift();
+    for (const l of e.listeners) l(msg);
+    return msg;
+  }
+
+  async subscribe(clientId: string, listener: EventListener): Promise<() => void> {
+    const e = this.entries.get(clientId);
+    e?.listeners.add(listener);
+    return () => e?.listeners.delete(listener);
+  }
+
+  async replay(clientId: string, afterEventId: bigint): Promise<WatchSessionResponse[]> {
+    return (this.entries.get(clientId)?.replay ?? []).filter((m) => m.eventId > afterEventId);
+  }
+
+  async reportInstance(report: InstanceReport): Promise<void> {
+    this.report = report;
+  }
+
+  async instances(): Promise<InstanceReport[]> {
+    return this.report ? [this.report] : [];
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+}
+
+export function countOutcome(c: CounterSnapshot, field: string | undefined): void {
+  if (field === "processed") c.processed++;
+  else if (field === "failed") c.failed++;
+  else if (field?.startsWith("drop:")) {
+    const reason = Number(field.slice(5)) as DropReason;
+    c.drops.set(reason, (c.drops.get(reason) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Lua scripts run atomically inside Redis: one round trip per frame event, and no window in which
+ * another instance sees an event id without its replay entry or its counter.
+ */
+export const REDIS_SCRIPTS = {
+  // KEYS: record, counters, seq, replay, latency, index; ARGV: now, ttl, received, clientId
+  hsTouch: {
+    numberOfKeys: 6,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastActivityMs', ARGV[1])
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[2], 'received', ARGV[3]) end
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+redis.call('ZADD', KEYS[6], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
+return 1`,
+  },
+  // KEYS: record; ARGV: expected configVersion, new config JSON. 0 = gone, -1 = changed meanwhile.
+  hsSetConfig: {
+    numberOfKeys: 1,
+    lua: `
+local v = redis.call('HGET', KEYS[1], 'configVersion')
+if not v then return 0 end
+if v ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'config', ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'configVersion', 1)`,
+  },
+  // KEYS: seq, replay, counters, channel; ARGV: payload, counter field or '', ttl, replay window
+  hsPublish: {
+    numberOfKeys: 4,
+    lua: `
+local id = redis.call('INCR', KEYS[1])
+local entry = id .. '|' .. ARGV[1]
+redis.call('RPUSH', KEYS[2], entry)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[2], 1) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+redis.call('PUBLISH', KEYS[4], entry)
+return id`,
+  },
+} as const;

@@ -1,0 +1,102 @@
+import type { Door } from "../../gen/hazard/stream/v1/session_pb.js";
+import type { WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import type { DropReason } from "../../gen/hazard/stream/v1/types_pb.js";
+import type { EffectiveConfig } from "../streaming/session-config.js";
+
+/** The shared, authoritative state of a session (what every instance must agree on). */
+export interface SessionRecord {
+  clientId: string;
+  door: Door;
+  config: EffectiveConfig;
+  configVersion: number;
+  createdAtMs: number;
+  lastActivityMs: number;
+}
+
+/** The event oneof of WatchSessionResponse: the one event type every door consumes. */
+export type SessionEvent = WatchSessionResponse["event"];
+
+/** Frame outcome counters of a session, summed over every instance that handled its frames. */
+export interface CounterSnapshot {
+  received: number;
+  processed: number;
+  failed: number;
+  drops: Map<DropReason, number>;
+}
+
+/** Latency percentiles, as last reported by an instance that processes the session's frames. */
+export interface LatencySnapshot {
+  processingMs: { p50: number; p95: number; p99: number; mean: number; samples: number };
+  latencyMs: { p50: number; p95: number; p99: number; mean: number; samples: number };
+  effectiveFps: number;
+  queueDepth: number;
+}
+
+/** What one instance reports about itself for service-wide stats. */
+export interface InstanceReport {
+  instanceId: string;
+  processed: number;
+  dropped: number;
+  failed: number;
+  throughputFps: number;
+  startedAtMs: number;
+}
+
+export type EventListener = (event: WatchSessionResponse) => void;
+
+/** A store operation failed because the backing store (Redis) is unreachable. */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+}
+
+/**
+ * Sessions and their event bus. In-memory for a single instance; Redis when several instances
+ * behind a load balancer share sessions. Every method may reject with StoreUnavailableError.
+ */
+export interface SessionStore {
+  readonly kind: "memory" | "redis";
+  create(record: SessionRecord): Promise<void>;
+  get(clientId: string): Promise<SessionRecord | undefined>;
+  /**
+   * Replaces the config and bumps configVersion atomically; `update` may throw (validation) and
+   * may be called again if another instance changed the config concurrently.
+   */
+  updateConfig(clientId: string, update: (current: EffectiveConfig) => EffectiveConfig): Promise<SessionRecord | undefined>;
+  /** Records a received frame: refreshes last activity and the expiry of every key. */
+  touch(clientId: string, nowMs: number, received: number): Promise<void>;
+  /** Removes the session; false when it did not exist. */
+  delete(clientId: string): Promise<boolean>;
+  list(): Promise<SessionRecord[]>;
+  counters(clientId: string): Promise<CounterSnapshot>;
+  saveLatency(clientId: string, snapshot: LatencySnapshot): Promise<void>;
+  latency(clientId: string): Promise<LatencySnapshot | undefined>;
+
+  /** Assigns the next event id of the session, counts the outcome, and delivers to subscribers everywhere. */
+  publish(clientId: string, event: SessionEvent): Promise<WatchSessionResponse>;
+  /** Delivers the session's future events to `listener`; resolves once the subscription is live. */
+  subscribe(clientId: string, listener: EventListener): Promise<() => void>;
+  /** Recent events after `afterEventId`, oldest first, from the bounded replay window. */
+  replay(clientId: string, afterEventId: bigint): Promise<WatchSessionResponse[]>;
+
+  reportInstance(report: InstanceReport): Promise<void>;
+  /** Reports of every live instance (this one included). */
+  instances(): Promise<InstanceReport[]>;
+  close(): Promise<void>;
+}
+
+/** Events kept for replay (SSE Last-Event-ID, watch resumption). */
+export const REPLAY_WINDOW = 64;
+
+/** Counter field an event increments, if it is a frame outcome. */
+export function outcomeField(event: SessionEvent): string | undefined {
+  switch (event.case) {
+    case "result":
+      return "processed";
+    case "error":
+      return event.value.frameId === "" ? undefined : "failed";
+    case "dropped":
+      return `drop:${event.value.reason}`;
+    default:
+      return undefined;
+  }
+}
