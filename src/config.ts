@@ -126,6 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxRequestBytes: num(env, "MAX_REQUEST_BYTES", httpDefaults.maxRequestBytes, 1024, 2 * 1024 * 1024 * 1024),
       maxWsMessageBytes: num(env, "MAX_WS_MESSAGE_BYTES", httpDefaults.maxWsMessageBytes, 1024, 1024 * 1024 * 1024),
       corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
+      wsPingIntervalMs: num(env, "WS_PING_INTERVAL_MS", httpDefaults.wsPingIntervalMs, 100, 3_600_000),
     },
   };
 }

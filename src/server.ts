@@ -1,11 +1,13 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { routes, type ServiceDeps } from "./connect.js";
 import { createFront } from "./front.js";
+import { defaultHttpRoutesConfig, type HttpRoutesConfig } from "./http/http-config.js";
+import { createHttpAdapter } from "./http/router.js";
 import type { SessionManager } from "./streaming/session-manager.js";
 
 export interface ServerOptions {
@@ -15,6 +17,8 @@ export interface ServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** How long a graceful shutdown may take before remaining connections are cut. */
   shutdownTimeoutMs: number;
+  /** REST/SSE/WebSocket routes; defaults derive from deps.maxFrameBytes. */
+  http?: HttpRoutesConfig;
 }
 
 export interface HazardServer {
@@ -30,14 +34,24 @@ export function createServer(opts: ServerOptions): HazardServer {
   // Frames between maxFrameBytes and this get a per-frame MESSAGE_TOO_LARGE error instead of
   // ending the stream.
   const readMaxBytes = Math.ceil(opts.deps.maxFrameBytes * 1.5) + 64 * 1024;
-  const handler = connectNodeAdapter({
-    routes: routes(opts.deps),
-    readMaxBytes,
-    shutdownSignal: shutdown.signal,
-    grpc: true,
-    grpcWeb: true,
-    connect: true,
+  // The REST, SSE and WebSocket routes call the same services through an in-process client with
+  // the same limits, so every door validates, fails and counts alike.
+  const adapter = createHttpAdapter({
+    ...(opts.http ?? defaultHttpRoutesConfig(opts.deps.maxFrameBytes)),
+    transport: createRouterTransport(routes(opts.deps), { router: { readMaxBytes, shutdownSignal: shutdown.signal } }),
+    logger: opts.logger,
   });
+  const handler = adapter.withCors(
+    connectNodeAdapter({
+      routes: routes(opts.deps),
+      readMaxBytes,
+      shutdownSignal: shutdown.signal,
+      grpc: true,
+      grpcWeb: true,
+      connect: true,
+      fallback: adapter.handleRequest,
+    }),
+  );
 
   const h2 = http2.createServer({}, handler);
   const h2Sessions = new Set<http2.ServerHttp2Session>();
@@ -47,6 +61,7 @@ export function createServer(opts: ServerOptions): HazardServer {
     s.on("error", () => s.destroy());
   });
   const h1 = http.createServer(handler);
+  adapter.attachUpgrades(h1);
   const front = createFront({ h2, h1, tls: opts.tls });
 
   return {
@@ -65,8 +80,10 @@ export function createServer(opts: ServerOptions): HazardServer {
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, opts.shutdownTimeoutMs).unref());
       // Frames in flight finish and are delivered; then every session ends with SHUTDOWN, which
       // closes their streams with a final message instead of an error.
+      adapter.beginShutdown();
       await Promise.race([opts.sessions.shutdown(), deadline]);
       shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+      adapter.close();
       for (const s of h2Sessions) s.close();
       h1.closeIdleConnections();
       await Promise.race([closed, deadline]);

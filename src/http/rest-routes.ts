@@ -1,0 +1,150 @@
+import type { Client } from "@connectrpc/connect";
+import { HealthCheckResponse_ServingStatus, type Health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { SessionService } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode, type Frame } from "../../gen/hazard/stream/v1/types_pb.js";
+import { apiError } from "../rpc/errors.js";
+import { mediaTypeOf, readBody } from "./body.js";
+import { httpErrorOf } from "./http-errors.js";
+import { configFromJson, frameFromBytes, frameFromJson, isJsonObject, parseJson } from "./json-input.js";
+import { errorJson, sessionJson } from "./json-messages.js";
+import { healthJson, serviceStatsJson, sessionStatsJson, submitFrameJson } from "./json-resources.js";
+import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { sendJson } from "./reply.js";
+
+/**
+ * The REST routes of the document, each one call to SessionService through the in-process client.
+ * They translate JSON to messages and back; every decision (validation, limits, errors) is the
+ * service's.
+ */
+
+export interface RestRouteContext {
+  req: NodeRequest;
+  res: NodeResponse;
+  /** The `{client_id}` path segment, decoded ("" for routes without one). */
+  clientId: string;
+  query: URLSearchParams;
+}
+
+export type RestRoute = (ctx: RestRouteContext) => Promise<void>;
+
+export interface RestRoutesOptions {
+  sessions: Client<typeof SessionService>;
+  health: Client<typeof Health>;
+  maxRequestBytes: number;
+  now: () => number;
+}
+
+/**
+ * JSON bodies may come as application/json, as text/plain from browser code that avoids a CORS
+ * preflight, or labelled as a form by `curl -d` without `-H` (its default type); an absent type is
+ * read as JSON too. A body that is not JSON is refused as malformed whatever its label.
+ */
+const JSON_LIKE_TYPES = new Set(["", "application/json", "text/plain", "application/x-www-form-urlencoded"]);
+function isJsonType(type: string): boolean {
+  return JSON_LIKE_TYPES.has(type) || type.endsWith("+json");
+}
+
+function unsupportedType(res: NodeResponse, type: string, expected: string, nowMs: number): void {
+  sendJson(
+    res,
+    415,
+    errorJson({
+      message: `Content-Type ${type} is not supported; send ${expected}`,
+      code: ErrorCode.INVALID_MESSAGE,
+      field: "content-type",
+      timestampSec: nowMs / 1000,
+    }),
+  );
+}
+
+export function createRestRoutes(opts: RestRoutesOptions) {
+  const { sessions, health: healthClient, maxRequestBytes, now } = opts;
+
+  /** A JSON object body; `undefined` for an empty body when `optional`. */
+  async function jsonBody(req: NodeRequest, optional: boolean) {
+    const text = (await readBody(req, maxRequestBytes)).toString("utf8");
+    if (text.trim() === "" && optional) return undefined;
+    const json = parseJson(text);
+    if (!isJsonObject(json)) throw apiError(ErrorCode.INVALID_MESSAGE, "the request body must be a JSON object", { field: "body" });
+    return json;
+  }
+
+  const createSession: RestRoute = async ({ req, res }) => {
+    const type = mediaTypeOf(req);
+    if (!isJsonType(type)) return unsupportedType(res, type, "application/json", now());
+    const config = configFromJson(await jsonBody(req, true));
+    const { session } = await sessions.createSession({ config });
+    if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
+    sendJson(res, 201, sessionJson(session), { Location: `/stream/sessions/${encodeURIComponent(session.clientId)}` });
+  };
+
+  const getSession: RestRoute = async ({ res, clientId }) => {
+    const { session } = await sessions.getSession({ clientId });
+    if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
+    sendJson(res, 200, sessionJson(session));
+  };
+
+  const updateConfig: RestRoute = async ({ req, res, clientId }) => {
+    const type = mediaTypeOf(req);
+    if (!isJsonType(type)) return unsupportedType(res, type, "application/json", now());
+    const config = configFromJson(await jsonBody(req, false));
+    const { session } = await sessions.updateSessionConfig({ clientId, config });
+    if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
+    sendJson(res, 200, sessionJson(session));
+  };
+
+  const deleteSession: RestRoute = async ({ res, clientId }) => {
+    await sessions.deleteSession({ clientId });
+    sendJson(res, 200, { client_id: clientId, deleted: true });
+  };
+
+  const submitFrame: RestRoute = async ({ req, res, clientId, query }) => {
+    const type = mediaTypeOf(req);
+    let frame: Frame;
+    if (type.startsWith("image/") || type === "application/octet-stream") {
+      frame = frameFromBytes(await readBody(req, maxRequestBytes), query);
+    } else if (isJsonType(type)) {
+      frame = frameFromJson((await jsonBody(req, false)) ?? {});
+    } else {
+      return unsupportedType(res, type, "application/json (the document's frame JSON) or image/*", now());
+    }
+    try {
+      sendJson(res, 202, submitFrameJson(await sessions.submitFrame({ clientId, frame })));
+    } catch (err) {
+      // The frame is known now, so the error names it even where the service had no reason to.
+      const { status, body } = httpErrorOf(err, now(), frame.frameId);
+      sendJson(res, status, body);
+    }
+  };
+
+  const sessionStats: RestRoute = async ({ res, clientId }) => {
+    const { stats } = await sessions.getSessionStats({ clientId });
+    if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
+    sendJson(res, 200, sessionStatsJson(stats));
+  };
+
+  const serviceStats: RestRoute = async ({ res }) => {
+    const { stats } = await sessions.getServiceStats({});
+    if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
+    sendJson(res, 200, serviceStatsJson(stats));
+  };
+
+  /** grpc.health.v1 decides (the same answer Kubernetes probes get); service stats add the details. */
+  const health: RestRoute = async ({ res }) => {
+    try {
+      const { status } = await healthClient.check({ service: "" });
+      if (status !== HealthCheckResponse_ServingStatus.SERVING) {
+        sendJson(res, 503, { status: "unhealthy", serving_status: HealthCheckResponse_ServingStatus[status] });
+        return;
+      }
+      const { stats } = await sessions.getServiceStats({});
+      if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
+      sendJson(res, 200, healthJson(stats));
+    } catch (err) {
+      const { body } = httpErrorOf(err, now());
+      sendJson(res, 503, { status: "unhealthy", error: body.error, error_code: body.error_code });
+    }
+  };
+
+  return { createSession, getSession, updateConfig, deleteSession, submitFrame, sessionStats, serviceStats, health };
+}

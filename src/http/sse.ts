@@ -1,0 +1,158 @@
+import type { Client } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { SessionService, WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
+import { apiError } from "../rpc/errors.js";
+import { errorJsonOf, httpErrorOf } from "./http-errors.js";
+import {
+  configAppliedJson,
+  detectionResultJson,
+  flowControlJson,
+  frameDroppedJson,
+  frameErrorJson,
+  hazardJson,
+  sessionEndedJson,
+  type OutboundJson,
+} from "./json-messages.js";
+import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { isHttp1, sendJson } from "./reply.js";
+
+/**
+ * `GET /stream/events/{client_id}`: Server-Sent Events over SessionService.WatchSession.
+ *
+ * Every event is an unnamed `data:` event carrying the document's JSON (so `EventSource.onmessage`
+ * sees it; clients tell them apart by `type`), with the watch event id as its `id:` so a
+ * reconnecting EventSource resumes with `Last-Event-ID` from the service's replay window. The
+ * service's keepalives become `: keepalive` comments, which proxies count as traffic but
+ * EventSource ignores.
+ */
+
+export interface SseOptions {
+  sessions: Client<typeof SessionService>;
+  /** Reconnection delay suggested to EventSource (`retry:`). */
+  retryMs: number;
+  logger: Logger;
+  now: () => number;
+  /** Aborted when the server shuts down. */
+  shutdown: AbortSignal;
+}
+
+/** One event as SSE text, or undefined for events the browser door does not carry. */
+export function sseChunk(ev: WatchSessionResponse): string | undefined {
+  const e = ev.event;
+  let json: OutboundJson;
+  switch (e.case) {
+    case "result":
+      json = detectionResultJson(e.value);
+      break;
+    case "error":
+      json = frameErrorJson(e.value);
+      break;
+    case "dropped":
+      json = frameDroppedJson(e.value);
+      break;
+    case "flowControl":
+      json = flowControlJson(e.value);
+      break;
+    case "hazard":
+      json = hazardJson(e.value);
+      break;
+    case "configApplied":
+      json = configAppliedJson(e.value);
+      break;
+    case "ended":
+      json = sessionEndedJson(e.value.reason);
+      break;
+    case "keepalive":
+      return ": keepalive\n\n";
+    default:
+      return undefined;
+  }
+  return `id: ${ev.eventId}\ndata: ${JSON.stringify(json)}\n\n`;
+}
+
+/** `Last-Event-ID` (set by EventSource on reconnect), or `?last_event_id=` for clients that cannot set headers. */
+function lastEventId(req: NodeRequest, params: URLSearchParams): bigint {
+  const raw = (req.headers["last-event-id"] as string | undefined) ?? params.get("last_event_id") ?? "";
+  const trimmed = raw.trim();
+  if (trimmed === "") return 0n;
+  if (!/^\d{1,20}$/.test(trimmed)) {
+    throw apiError(ErrorCode.INVALID_MESSAGE, `Last-Event-ID must be an event id from this stream, got "${raw}"`, {
+      field: "last_event_id",
+    });
+  }
+  return BigInt(trimmed);
+}
+
+/** Resolves when the response can take more data, or when the stream is going away. */
+function drained(res: NodeResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    res.on("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export async function serveSse(
+  req: NodeRequest,
+  res: NodeResponse,
+  clientId: string,
+  params: URLSearchParams,
+  opts: SseOptions,
+): Promise<void> {
+  let afterEventId: bigint;
+  try {
+    afterEventId = lastEventId(req, params);
+    // A watch only fails on its first event, which may be seconds away: ask first, so an unknown
+    // id is a 404 (which also stops EventSource from reconnecting) rather than an empty stream.
+    await opts.sessions.getSession({ clientId });
+  } catch (err) {
+    const { status, body } = httpErrorOf(err, opts.now());
+    sendJson(res, status, body);
+    return;
+  }
+
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  res.on("close", stop);
+  opts.shutdown.addEventListener("abort", stop, { once: true });
+
+  res.writeHead(200, {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    // nginx buffers responses unless told otherwise, which would hold events back.
+    "X-Accel-Buffering": "no",
+    ...(isHttp1(req) ? { Connection: "keep-alive" } : {}),
+  });
+  res.write(`retry: ${opts.retryMs}\n: connected\n\n`);
+
+  const events = opts.sessions.watchSession({ clientId, afterEventId }, { signal: abort.signal })[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = await events.next();
+      if (next.done) break;
+      const chunk = sseChunk(next.value);
+      if (chunk === undefined) continue;
+      // Pull the next event only once this one is out: a slow reader then leaves events in the
+      // service's bounded watch queue, which cuts it off, instead of in this process's memory.
+      if (!res.write(chunk)) await drained(res, abort.signal);
+      if (abort.signal.aborted || next.value.event.case === "ended") break;
+    }
+  } catch (err) {
+    if (!abort.signal.aborted) {
+      opts.logger.debug({ err, clientId }, "SSE watch ended with an error");
+      res.write(`data: ${JSON.stringify(errorJsonOf(err, opts.now()))}\n\n`);
+    }
+  } finally {
+    res.off("close", stop);
+    opts.shutdown.removeEventListener("abort", stop);
+    abort.abort();
+    // Ends the watch generator in the service even when it is parked at a yield (no pending next).
+    await events.return?.().catch(() => undefined);
+    res.end();
+  }
+}
