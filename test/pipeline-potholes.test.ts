@@ -8,6 +8,7 @@ import { labelsToPixels, parseDatasetNames, parseYoloLabels } from "../src/eval/
 import type { InferenceEngine } from "../src/inference/engine.js";
 import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js";
 import { Detector } from "../src/pipeline/detector.js";
+import { iou } from "../src/pipeline/nms.js";
 
 // Test-only data beside the checkout (licences forbid committing it); see ../shared/testdata/*/SOURCE.txt.
 const shared = fileURLToPath(new URL("../../shared/testdata/", import.meta.url));
@@ -49,4 +50,25 @@ describe.skipIf(!present)("pipeline on a real YOLOv8 (potholes-67, conf 0.25, NM
     expect(Math.abs(t.fp - 17)).toBeLessThanOrEqual(3);
     expect(Math.abs(t.fn - 5)).toBeLessThanOrEqual(3);
   }, 180_000);
+
+  it("maps boxes back through letterbox padding (same detections with 32 px of gray added)", async () => {
+    // These photos are square, so at 640×640 nothing is padded. At 640×704 and 704×640 the same
+    // pixels land 32 px lower / further right (a stride multiple, so the network sees the same
+    // content): detections mapped back to the photo must stay where they were.
+    const detector = new Detector(engine, { maxImageBytes: 32 << 20, maxImagePixels: 40_000_000 });
+    const files = (await readdir(`${dataset}images`)).sort().slice(0, 4);
+    const base = { confidenceThreshold: 0.25, iouThreshold: 0.45, maxDetections: 300 };
+    for (const file of files) {
+      const bytes = await readFile(`${dataset}images/${file}`);
+      const ref = (await detector.detect(bytes, base)).detections;
+      for (const inputSize of [{ width: 640, height: 704 }, { width: 704, height: 640 }]) {
+        const padded = (await detector.detect(bytes, { ...base, inputSize })).detections;
+        const strong = ref.filter((d) => d.confidence > 0.5);
+        for (const d of strong) {
+          const best = Math.max(0, ...padded.filter((p) => p.classId === d.classId).map((p) => iou(p, d)));
+          expect(best, `${file} at ${inputSize.width}×${inputSize.height}`).toBeGreaterThan(0.9);
+        }
+      }
+    }
+  }, 120_000);
 });
