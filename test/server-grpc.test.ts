@@ -27,7 +27,8 @@ describe("gRPC bidi StreamDetections (h2c, real server)", () => {
   let client: Client<typeof DetectionService>;
 
   beforeAll(async () => {
-    server = await startServer({ STREAMING_DEFAULT_FPS: "30" });
+    // A high FPS allowance: these tests send frames back to back and are not about rate limits.
+    server = await startServer({ STREAMING_MAX_FPS: "240", STREAMING_DEFAULT_FPS: "240" });
     client = createClient(DetectionService, createGrpcTransport({ baseUrl: server.baseUrl }));
   });
   afterAll(() => server.close());

@@ -1,0 +1,187 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.js";
+import { EndReason, SessionService, type WatchSessionResponse } from "../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode, ErrorDetailSchema, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
+import { StreamReader } from "./support/async-queue.js";
+import { sceneJpeg } from "./support/images.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+const REDIS_URL = "redis://127.0.0.1:6379";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const errOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
+  r.on("error", () => undefined);
+  try {
+    await r.connect();
+    return (await r.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+const sessionClient = (s: TestServer): Client<typeof SessionService> =>
+  createClient(SessionService, createGrpcTransport({ baseUrl: s.baseUrl }));
+
+describe.skipIf(!(await redisAnswers(REDIS_URL)))("two instances sharing one Redis", () => {
+  const prefix = `hs-test:${randomBytes(4).toString("hex")}:`;
+  let a: TestServer;
+  let b: TestServer;
+  let jpeg: Uint8Array;
+
+  beforeAll(async () => {
+    const env = { REDIS_URL, REDIS_KEY_PREFIX: prefix, STREAMING_SESSION_TIMEOUT: "3" };
+    [a, b] = await Promise.all([startServer(env), startServer(env)]);
+    jpeg = (await sceneJpeg(51)).bytes;
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    const r = new Redis(REDIS_URL);
+    const keys = await r.keys(`${prefix}*`);
+    if (keys.length > 0) await r.del(...keys);
+    r.disconnect();
+  });
+
+  it("create on A, watch on B, submit on A: the result arrives on B; config via B; delete on B ends A's watcher", async () => {
+    const ca = sessionClient(a);
+    const cb = sessionClient(b);
+    const id = (await ca.createSession({})).session?.clientId ?? "";
+    expect((await cb.getSession({ clientId: id })).session?.clientId).toBe(id);
+
+    const onB = new StreamReader<WatchSessionResponse>(cb.watchSession({ clientId: id }));
+    const onA = new StreamReader<WatchSessionResponse>(ca.watchSession({ clientId: id }));
+    await sleep(200);
+    await ca.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "from-a", imageData: jpeg }) });
+    const got = (await onB.until((m) => m.event.case === "result")).at(-1);
+    expect(got?.event.case === "result" && got.event.value.frameId).toBe("from-a");
+    expect(got?.eventId).toBeGreaterThan(0n);
+
+    const upd = await cb.updateSessionConfig({ clientId: id, config: create(SessionConfigSchema, { confidenceThreshold: 0.5 }) });
+    expect(upd.session?.configVersion).toBe(2);
+    await sleep(100);
+    await ca.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "after-config", imageData: jpeg }) });
+    const r2 = (await onA.until((m) => m.event.case === "result" && m.event.value.frameId === "after-config")).at(-1);
+    expect(r2?.event.case === "result" && r2.event.value.configVersion).toBe(2);
+
+    const stats = (await cb.getSessionStats({ clientId: id })).stats;
+    expect(stats?.framesReceived).toBe(2n);
+    expect(stats?.framesProcessed).toBe(2n);
+
+    await cb.deleteSession({ clientId: id });
+    const end = (await onA.until((m) => m.event.case === "ended")).at(-1);
+    expect(end?.event.case === "ended" && end.event.value.reason).toBe(EndReason.DELETED);
+    expect(await onA.next()).toBeUndefined();
+    expect((await errOf(ca.getSession({ clientId: id })))?.code).toBe(Code.NotFound);
+  });
+
+  it("a watcher resuming on the other instance replays the events it missed", async () => {
+    const ca = sessionClient(a);
+    const cb = sessionClient(b);
+    const id = (await ca.createSession({ config: create(SessionConfigSchema, { fpsLimit: 30 }) })).session?.clientId ?? "";
+    const onA = new StreamReader<WatchSessionResponse>(ca.watchSession({ clientId: id }));
+    await sleep(200);
+    await ca.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "r1", imageData: jpeg }) });
+    const seen = (await onA.until((m) => m.event.case === "result")).at(-1);
+    const lastSeen = seen?.eventId ?? 0n;
+    await ca.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "r2", imageData: jpeg }) });
+    await onA.until((m) => m.event.case === "result" && m.event.value.frameId === "r2");
+    // A client that lost its connection after r1 resumes on B from the last id it saw.
+    const resumed = new StreamReader<WatchSessionResponse>(cb.watchSession({ clientId: id, afterEventId: lastSeen }));
+    const first = await resumed.next();
+    expect(first?.eventId).toBe(lastSeen + 1n);
+    expect(first?.event.case === "result" && first.event.value.frameId).toBe("r2");
+    await cb.deleteSession({ clientId: id });
+  });
+
+  it("lists sessions of both instances and aggregates service stats over both", async () => {
+    const ca = sessionClient(a);
+    const cb = sessionClient(b);
+    const x = (await ca.createSession({})).session?.clientId ?? "";
+    const y = (await cb.createSession({})).session?.clientId ?? "";
+    const listed = (await ca.listSessions({})).sessions.map((s) => s.clientId);
+    expect(listed).toEqual(expect.arrayContaining([x, y]));
+    await sleep(2200); // one heartbeat period
+    const stats = (await cb.getServiceStats({})).stats;
+    expect(stats?.instances).toBe(2);
+    expect(stats?.activeSessions).toBeGreaterThanOrEqual(2);
+    await ca.deleteSession({ clientId: x });
+    await ca.deleteSession({ clientId: y });
+  });
+
+  it("expires an idle session created on A for a watcher on B, and its keys go with it", async () => {
+    const ca = sessionClient(a);
+    const cb = sessionClient(b);
+    const id = (await ca.createSession({})).session?.clientId ?? "";
+    const onB = new StreamReader<WatchSessionResponse>(cb.watchSession({ clientId: id }));
+    const end = (await onB.until((m) => m.event.case === "ended", 15_000)).at(-1);
+    expect(end?.event.case === "ended" && end.event.value.reason).toBe(EndReason.EXPIRED);
+    const r = new Redis(REDIS_URL);
+    expect(await r.exists(`${prefix}s:${id}`)).toBe(0);
+    r.disconnect();
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  for (let i = 0; i < 100 && !(await redisAnswers(`redis://127.0.0.1:${port}`)); i++) await sleep(50);
+  return proc;
+}
+
+describe.skipIf(!(await redisAnswers(REDIS_URL)))("Redis outage", () => {
+  it("answers UNAVAILABLE while Redis is down, keeps serving Detect, and recovers when it returns", async () => {
+    const port = await freePort();
+    let redis = await startRedis(port);
+    const server = await startServer({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: "hs-outage:" });
+    try {
+      const sessions = sessionClient(server);
+      const detect = createClient(DetectionService, createGrpcTransport({ baseUrl: server.baseUrl }));
+      const jpeg = (await sceneJpeg(52)).bytes;
+      const id = (await sessions.createSession({})).session?.clientId ?? "";
+      expect(id).not.toBe("");
+
+      redis.kill("SIGKILL");
+      await new Promise((r) => redis.once("exit", r));
+      await sleep(200);
+      const err = await errOf(sessions.createSession({}));
+      expect(err?.code).toBe(Code.Unavailable);
+      expect(err?.findDetails(ErrorDetailSchema)[0]?.code).toBe(ErrorCode.SERVICE_UNAVAILABLE);
+      expect(err?.rawMessage).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
+      const submit = sessions.submitFrame({ clientId: id, frame: create(FrameSchema, { imageData: jpeg }) });
+      expect((await errOf(submit))?.code).toBe(Code.Unavailable);
+      // Detection without a session does not need Redis.
+      expect((await detect.detect({ frame: create(FrameSchema, { imageData: jpeg }) })).result?.imageWidth).toBe(640);
+
+      redis = await startRedis(port);
+      let recovered = false;
+      for (let i = 0; i < 100 && !recovered; i++) {
+        recovered = await sessions.createSession({}).then(() => true, () => false);
+        if (!recovered) await sleep(100);
+      }
+      expect(recovered).toBe(true);
+    } finally {
+      await server.close();
+      redis.kill("SIGKILL");
+    }
+  });
+});
