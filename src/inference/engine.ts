@@ -23,6 +23,14 @@ export interface Tensor {
   readonly dims: readonly number[];
 }
 
+export interface RunOptions {
+  /**
+   * The caller gives up `input.data`: a backend running on another thread may take its buffer
+   * without copying it, leaving the caller's array detached (empty). Without it the input is copied.
+   */
+  transferInput?: boolean;
+}
+
 /**
  * One loaded model on one backend. Implementations never block the event loop: `run` resolves when
  * the backend's own threads are done.
@@ -35,6 +43,6 @@ export interface InferenceEngine {
   /** Runs it is worth having in flight at once (more only queue inside the backend). */
   readonly concurrency: number;
   /** Runs the model on an NCHW float32 RGB 0..1 input; returns the model's first output. */
-  run(input: Tensor): Promise<Tensor>;
+  run(input: Tensor, options?: RunOptions): Promise<Tensor>;
   close(): Promise<void>;
 }

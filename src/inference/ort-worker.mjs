@@ -41,7 +41,12 @@ if (session !== undefined) {
       const outputs = await session.run({ [inputName]: input });
       const out = outputs[outputName];
       if (out.type !== "float32") throw new Error(`model output is ${out.type}, expected float32`);
-      port.postMessage({ type: "result", id, data: out.data, dims: [...out.dims] });
+      const result = { type: "result", id, data: out.data, dims: [...out.dims] };
+      try {
+        port.postMessage(result, [out.data.buffer]);
+      } catch {
+        port.postMessage(result); // a buffer the binding does not let go of: send a copy
+      }
       input.dispose?.();
       out.dispose?.();
     } catch (e) {

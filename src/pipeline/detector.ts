@@ -40,7 +40,7 @@ export class Detector {
     const t1 = performance.now();
     let output: Tensor;
     try {
-      output = await this.engine.run(input);
+      output = await this.engine.run(input, { transferInput: true });
     } catch (e) {
       throw new PipelineError("inference", "inference failed", { cause: e });
     }
