@@ -82,6 +82,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     sessionTimeoutMs: config.streaming.sessionTimeoutSec * 1000,
     // One frame decoding while the engine's runs are busy keeps both the CPU and the engine fed.
     slots: engine.concurrency + 1,
+    engineConcurrency: engine.concurrency,
+    model: m,
     logger,
   });
   sessions.start();

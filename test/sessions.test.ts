@@ -4,7 +4,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Door } from "../gen/hazard/stream/v1/session_pb.js";
 import { EndReason, SessionService, type WatchSessionResponse } from "../gen/hazard/stream/v1/session_service_pb.js";
-import { DropReason, ErrorCode, ErrorDetailSchema, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
+import { DropReason, ErrorCode, ErrorDetailSchema, FrameSchema, Quality, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { StreamReader } from "./support/async-queue.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
@@ -150,6 +150,32 @@ describe("SessionService over gRPC", () => {
     );
     await client.deleteSession({ clientId: flood });
     await client.deleteSession({ clientId: slow });
+  });
+
+  it("quality modes pick the inference size on a dynamic model, and each result reports it", async () => {
+    for (const [quality, side] of [[Quality.FAST, 320], [Quality.BALANCED, 480], [Quality.HIGH, 640]] as const) {
+      const id = (await client.createSession({ config: create(SessionConfigSchema, { quality }) })).session?.clientId ?? "";
+      const reader = new StreamReader<WatchSessionResponse>(client.watchSession({ clientId: id }));
+      await sleep(100);
+      await client.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "q", imageData: jpeg }) });
+      const r = (await reader.until((m) => m.event.case === "result")).at(-1);
+      const result = r?.event.case === "result" ? r.event.value : undefined;
+      expect([result?.inputWidth, result?.inputHeight]).toEqual([side, side]);
+      expect([result?.imageWidth, result?.imageHeight]).toEqual([640, 480]); // boxes stay in source pixels
+      await client.deleteSession({ clientId: id });
+    }
+  });
+
+  it("tells watchers the new sending allowance when fps_limit changes", async () => {
+    const id = (await client.createSession({ config: create(SessionConfigSchema, { fpsLimit: 10 }) })).session?.clientId ?? "";
+    const reader = new StreamReader<WatchSessionResponse>(client.watchSession({ clientId: id }));
+    await sleep(100);
+    await client.updateSessionConfig({ clientId: id, config: create(SessionConfigSchema, { fpsLimit: 4 }) });
+    const fc = (await reader.until((m) => m.event.case === "flowControl")).at(-1);
+    expect(fc?.event.case === "flowControl" && fc.event.value.allowedFps).toBe(4);
+    const sub = await client.submitFrame({ clientId: id, frame: create(FrameSchema, { imageData: jpeg }) });
+    expect(sub.allowedFps).toBe(4);
+    await client.deleteSession({ clientId: id });
   });
 
   it("service stats count sessions by door and report the engine", async () => {

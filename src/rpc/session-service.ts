@@ -67,7 +67,7 @@ export async function sessionStats(sessions: SessionManager, clientId: string, n
     queueDepth: useLocal ? s.queueDepth : shared.queueDepth,
     lastActivityAt: timestampFromMs(s.lastActivityMs),
     uniqueHazards: [...local.uniqueHazards].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
-    allowedFps: s.config.fpsLimit,
+    allowedFps: s.allowedFps,
     createdAt: timestampFromMs(s.createdAtMs),
   });
 }
@@ -121,7 +121,7 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
           throw err;
         }
         const out = await sessions.submit(req.clientId, req.frame);
-        return create(SubmitFrameResponseSchema, { ...out, allowedFps: session.config.fpsLimit });
+        return create(SubmitFrameResponseSchema, { ...out, allowedFps: session.allowedFps });
       }),
 
     async *watchSession(req: WatchSessionRequest, ctx: HandlerContext): AsyncGenerator<WatchSessionResponse> {

@@ -54,6 +54,8 @@ export class LiveSession {
   configVersion: number;
   /** Last frame or config change seen by this instance. */
   lastActivityMs: number;
+  /** Frames per second this session is told it may send (fps_limit, or less under load). */
+  allowedFps: number;
   readonly counters = new SessionCounters();
   ended = false;
   /** Set by the manager: stops delivery of bus events to this runtime. */
@@ -72,6 +74,7 @@ export class LiveSession {
     this.configVersion = record.configVersion;
     this.lastActivityMs = record.lastActivityMs;
     this.limiter = new FpsLimiter(record.config.fpsLimit);
+    this.allowedFps = record.config.fpsLimit;
   }
 
   get queueDepth(): number {
@@ -92,10 +95,11 @@ export class LiveSession {
     this.config = r.config;
     this.configVersion = r.configVersion;
     this.limiter.setFps(r.config.fpsLimit);
+    this.allowedFps = Math.min(this.allowedFps, r.config.fpsLimit);
   }
 
   flowControl(reason: string): FlowControl {
-    return create(FlowControlSchema, { allowedFps: this.config.fpsLimit, reason });
+    return create(FlowControlSchema, { allowedFps: this.allowedFps, reason });
   }
 
   /** Admits a frame (FPS limit, queue bound) without waiting for it to be processed. */

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { EndReason, SessionEndedSchema, WatchSessionResponseSchema } from "../../gen/hazard/stream/v1/session_service_pb.js";
-import { ErrorCode, type Frame, type FrameError, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
+import { DropReason, ErrorCode, Quality, type Frame, type FrameError, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { DetectOptions, FrameDetections } from "../pipeline/types.js";
 import type { SessionEvent, SessionRecord, SessionStore } from "../store/session-store.js";
 import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult } from "./detection-result.js";
@@ -11,6 +11,7 @@ import { FrameScheduler } from "./frame-scheduler.js";
 import { RateWindow } from "./latency-window.js";
 import { LiveSession, sessionProto, type QueuedFrame, type SessionHooks, type SubmitOutcome } from "./live-session.js";
 import { applyConfig, type ConfigLimits } from "./session-config.js";
+import { inputSizeFor, LoadMonitor } from "./load-monitor.js";
 
 /** The part of the pipeline the session layer needs. */
 export interface FrameDetector {
@@ -25,6 +26,10 @@ export interface SessionManagerOptions {
   sessionTimeoutMs: number;
   /** Frames processed at once across all sessions (sized to the engine). */
   slots: number;
+  /** Runs the engine executes in parallel (for the capacity estimate). */
+  engineConcurrency?: number;
+  /** The model's native input and stride, for quality modes. */
+  model: { inputWidth: number; inputHeight: number; stride: number; dynamicInputSize: boolean };
   logger: Logger;
   now?: () => number;
 }
@@ -55,11 +60,13 @@ export class SessionManager {
     onReady: (s) => this.scheduler.notify(s),
     publish: (s, event) => this.publish(s.clientId, event),
   };
+  readonly load: LoadMonitor;
 
   constructor(private readonly opts: SessionManagerOptions) {
     this.now = opts.now ?? Date.now;
     this.instanceStartedAtMs = this.now();
     this.scheduler = new FrameScheduler(opts.slots, (s, f) => this.process(s, f));
+    this.load = new LoadMonitor(opts.engineConcurrency ?? 1);
   }
 
   get limits(): ConfigLimits {
@@ -120,7 +127,10 @@ export class SessionManager {
     runtime.applyRecord(record);
     runtime.lastActivityMs = this.now();
     this.publish(clientId, { case: "configApplied", value: runtime.toProto() });
-    if (record.config.fpsLimit !== fpsBefore) this.publish(clientId, { case: "flowControl", value: runtime.flowControl("fps_limit") });
+    if (record.config.fpsLimit !== fpsBefore) {
+      runtime.allowedFps = Math.min(record.config.fpsLimit, runtime.allowedFps === fpsBefore ? record.config.fpsLimit : runtime.allowedFps);
+      this.publish(clientId, { case: "flowControl", value: runtime.flowControl("fps_limit") });
+    }
     return runtime;
   }
 
@@ -159,7 +169,11 @@ export class SessionManager {
   }
 
   private publish(clientId: string, event: SessionEvent): void {
-    if (event.case === "dropped") this.totals.dropped++;
+    if (event.case === "dropped") {
+      this.totals.dropped++;
+      const r = event.value.reason;
+      if (r === DropReason.SUPERSEDED || r === DropReason.QUEUE_FULL) this.load.recordOverloadDrop();
+    }
     this.opts.store.publish(clientId, event).catch((err: unknown) => {
       this.opts.logger.warn({ clientId, event: event.case, err: (err as Error).message }, "event not published");
     });
@@ -169,9 +183,38 @@ export class SessionManager {
   start(intervalMs = 1000): void {
     const sweep = setInterval(() => void this.expireIdle().catch(() => undefined), intervalMs);
     const beat = setInterval(() => void this.report().catch(() => undefined), 2000);
-    this.timers = [sweep, beat];
+    const loadTick = setInterval(() => this.adjustToLoad(), 1000);
+    this.timers = [sweep, beat, loadTick];
     for (const t of this.timers) t.unref();
     void this.report().catch(() => undefined);
+  }
+
+  /**
+   * Once a second: re-evaluate AUTO quality, and tell each active session how fast it may send —
+   * its fps_limit, or its fair share of the engine's capacity when that is lower — whenever the
+   * allowance moved by more than 15 %, so well-behaved clients skip frames before uploading them.
+   */
+  adjustToLoad(): void {
+    this.load.tick();
+    const nowMs = this.now();
+    const active = [...this.runtimes.values()].filter((r) => !r.ended && nowMs - r.lastActivityMs < 2000);
+    if (active.length === 0) return;
+    const share = this.load.capacityFps / active.length;
+    for (const r of active) {
+      const allowed = Math.min(r.config.fpsLimit, Math.max(0.5, Math.floor(share * 2) / 2));
+      if (Math.abs(allowed - r.allowedFps) <= 0.15 * r.allowedFps) continue;
+      r.allowedFps = allowed;
+      this.publish(r.clientId, { case: "flowControl", value: r.flowControl(allowed < r.config.fpsLimit ? "server_load" : "fps_limit") });
+    }
+  }
+
+  /** Input size for a session's quality mode; undefined means the model's native size. */
+  private inputSizeFor(quality: Quality): { width: number; height: number } | undefined {
+    const m = this.opts.model;
+    if (!m.dynamicInputSize) return undefined;
+    const q = quality === Quality.AUTO ? this.load.autoQuality : quality;
+    if (q === Quality.UNSPECIFIED || q === Quality.HIGH) return undefined;
+    return inputSizeFor(q, m);
   }
 
   /** Reports this instance for service-wide stats. */
@@ -240,10 +283,9 @@ export class SessionManager {
     const { frame } = queued;
     const configVersion = session.configVersion;
     try {
-      const found = await this.opts.detector.detect(
-        frame.imageData,
-        detectOptionsFor(session.config, this.opts.limits.classNames),
-      );
+      const options = detectOptionsFor(session.config, this.opts.limits.classNames);
+      options.inputSize = this.inputSizeFor(session.config.quality);
+      const found = await this.opts.detector.detect(frame.imageData, options);
       const doneMs = this.now();
       const result = toDetectionResult(frame, found, {
         configVersion,
@@ -251,6 +293,7 @@ export class SessionManager {
         receivedAtMs: queued.receivedAtMs,
       });
       session.counters.countProcessed(result.processingTimeMs, doneMs - queued.receivedAtMs, doneMs);
+      this.load.recordFrame(result.processingTimeMs, startMs - queued.receivedAtMs);
       this.totals.processed++;
       this.totals.processedRate.add(doneMs);
       this.publish(session.clientId, { case: "result", value: result });
