@@ -17,6 +17,7 @@ import type { LiveSession } from "../streaming/live-session.js";
 import { applyConfig } from "../streaming/session-config.js";
 import type { FrameDetector, SessionManager } from "../streaming/session-manager.js";
 import { SubscriberQueue } from "../streaming/subscriber-queue.js";
+import { streamDoorKey } from "./door-context.js";
 import { apiError, errorCodeOfConnectError, toApiError } from "./errors.js";
 import { PendingFrames, terminalFrameId } from "./pending-frames.js";
 
@@ -76,7 +77,7 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     try {
       session = start?.clientId
         ? await deps.sessions.get(start.clientId)
-        : await deps.sessions.create(Door.GRPC_STREAM, start?.config);
+        : await deps.sessions.create(ctx.values.get(streamDoorKey), start?.config);
     } catch (err) {
       throw toApiError(err);
     }
@@ -85,8 +86,14 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     const out = new SubscriberQueue<StreamDetectionsResponse>(capacity);
     const pending = new PendingFrames();
     let inputDone = false;
+    let ending = false;
+    // Once the client has half-closed and every frame is answered: a session this stream owns ends
+    // now, so its last hazard events and its end still reach the client; a resumed one stays.
     const finishIfDone = () => {
-      if (inputDone && pending.size === 0) out.close();
+      if (!inputDone || pending.size > 0 || ending) return;
+      ending = true;
+      if (!ownsSession) return out.close();
+      deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => out.close());
     };
 
     const sub = session.subscribe(capacity);
@@ -101,7 +108,8 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
         if (ev.event.case === "ended") out.close();
         finishIfDone();
       }
-      if (sub.overflowed || out.overflowed) out.close();
+      // The session ended or this subscriber was cut off: nothing more will come.
+      out.close();
     })();
 
     let frameSeq = 0;
@@ -169,7 +177,7 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       session.unsubscribe(sub);
       out.close();
       await forward;
-      if (ownsSession) await deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => undefined);
+      if (ownsSession && !ending) await deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => undefined);
       // The reader ends on its own when the request stream closes or the call is aborted.
       void reader;
     }

@@ -66,7 +66,7 @@ export async function sessionStats(sessions: SessionManager, clientId: string, n
     latencyMs: useLocal ? summary(local.latencyMs) : create(LatencySummarySchema, shared.latencyMs),
     queueDepth: useLocal ? s.queueDepth : shared.queueDepth,
     lastActivityAt: timestampFromMs(s.lastActivityMs),
-    uniqueHazards: [...local.uniqueHazards].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
+    uniqueHazards: [...s.tracking.uniqueCounts()].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
     allowedFps: s.allowedFps,
     createdAt: timestampFromMs(s.createdAtMs),
   });

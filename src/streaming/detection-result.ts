@@ -1,17 +1,21 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import {
   BoundingBoxSchema,
   DetectionResultSchema,
   DetectionSchema,
   ErrorCode,
   FrameErrorSchema,
+  HazardEventSchema,
   TimingsSchema,
+  type HazardEvent,
   type DetectionResult,
   type Frame,
   type FrameError,
 } from "../../gen/hazard/stream/v1/types_pb.js";
 import { PipelineError, type DetectOptions, type FrameDetections } from "../pipeline/types.js";
+import type { TrackSummary } from "../tracking/types.js";
 import type { EffectiveConfig } from "./session-config.js";
+import type { ReportedDetection } from "./session-tracking.js";
 
 /** Pipeline options for a session config, with the class filter resolved to the model's class ids. */
 export function detectOptionsFor(config: EffectiveConfig, classNames: readonly string[]): DetectOptions {
@@ -29,20 +33,23 @@ export function detectOptionsFor(config: EffectiveConfig, classNames: readonly s
 export function toDetectionResult(
   frame: Frame,
   found: FrameDetections,
-  extra: { configVersion: number; queueMs: number; receivedAtMs: number },
+  extra: { configVersion: number; queueMs: number; receivedAtMs: number; detections?: readonly ReportedDetection[]; trackingMs?: number },
 ): DetectionResult {
   const t = found.timings;
+  const postprocessMs = t.postprocessMs + (extra.trackingMs ?? 0);
   return create(DetectionResultSchema, {
     frameId: frame.frameId,
-    detections: found.detections.map((d) =>
+    detections: (extra.detections ?? found.detections).map((d: ReportedDetection) =>
       create(DetectionSchema, {
         bbox: create(BoundingBoxSchema, { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 }),
         confidence: d.confidence,
         classId: d.classId,
         className: d.className,
+        trackId: d.trackId,
+        trackIsNew: d.trackIsNew ?? false,
       }),
     ),
-    processingTimeMs: t.preprocessMs + t.inferenceMs + t.postprocessMs,
+    processingTimeMs: t.preprocessMs + t.inferenceMs + postprocessMs,
     timestamp: frame.timestamp > 0 ? frame.timestamp : extra.receivedAtMs / 1000,
     imageWidth: found.imageWidth,
     imageHeight: found.imageHeight,
@@ -53,9 +60,25 @@ export function toDetectionResult(
       queueMs: extra.queueMs,
       preprocessMs: t.preprocessMs,
       inferenceMs: t.inferenceMs,
-      postprocessMs: t.postprocessMs,
+      postprocessMs,
     }),
     metadata: frame.metadata,
+  });
+}
+
+/** One report per physical hazard, when its track ends. */
+export function toHazardEvent(t: TrackSummary<JsonObject>): HazardEvent {
+  return create(HazardEventSchema, {
+    trackId: t.trackId,
+    classId: t.classId,
+    className: t.className,
+    firstSeen: t.firstSeen,
+    lastSeen: t.lastSeen,
+    framesSeen: t.framesSeen,
+    peakConfidence: t.peakConfidence,
+    peakBbox: create(BoundingBoxSchema, t.peakBox),
+    peakFrameId: t.peakFrameId,
+    peakMetadata: t.peakMetadata,
   });
 }
 

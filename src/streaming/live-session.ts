@@ -13,6 +13,7 @@ import type { SessionEvent, SessionRecord } from "../store/session-store.js";
 import { FpsLimiter } from "./rate-limiter.js";
 import { toProtoConfig, type EffectiveConfig } from "./session-config.js";
 import { SessionCounters } from "./session-counters.js";
+import { SessionTracking } from "./session-tracking.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A frame accepted into a session's queue. */
@@ -57,6 +58,8 @@ export class LiveSession {
   /** Frames per second this session is told it may send (fps_limit, or less under load). */
   allowedFps: number;
   readonly counters = new SessionCounters();
+  /** Tracker state lives where the session's frames are processed. */
+  readonly tracking = new SessionTracking();
   ended = false;
   /** Set by the manager: stops delivery of bus events to this runtime. */
   detachBus: () => void = () => undefined;

@@ -8,8 +8,6 @@ export class SessionCounters {
   readonly processingMs = new LatencyWindow();
   readonly latencyMs = new LatencyWindow();
   readonly processedRate = new RateWindow();
-  /** Confirmed tracks per class name: unique hazards seen (filled when tracking is on). */
-  readonly uniqueHazards = new Map<string, number>();
   /** When the latency snapshot was last written to the store. */
   lastSavedMs = 0;
 

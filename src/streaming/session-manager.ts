@@ -6,7 +6,8 @@ import { EndReason, SessionEndedSchema, WatchSessionResponseSchema } from "../..
 import { DropReason, ErrorCode, Quality, type Frame, type FrameError, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { DetectOptions, FrameDetections } from "../pipeline/types.js";
 import type { SessionEvent, SessionRecord, SessionStore } from "../store/session-store.js";
-import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult } from "./detection-result.js";
+import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult, toHazardEvent } from "./detection-result.js";
+import { TRACKER_LOW_CONFIDENCE } from "./session-tracking.js";
 import { FrameScheduler } from "./frame-scheduler.js";
 import { RateWindow } from "./latency-window.js";
 import { LiveSession, sessionProto, type QueuedFrame, type SessionHooks, type SubmitOutcome } from "./live-session.js";
@@ -150,13 +151,15 @@ export class SessionManager {
 
   /** Ends a session everywhere; false when it did not exist. */
   async end(clientId: string, reason: EndReason): Promise<boolean> {
+    const runtime = this.runtimes.get(clientId);
+    // Open tracks end with the session: one hazard event each, delivered before the end.
+    for (const hazard of runtime?.tracking.flush() ?? []) this.publish(clientId, { case: "hazard", value: toHazardEvent(hazard) });
     const existed = await this.opts.store.delete(clientId);
     const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason }) };
-    const runtime = this.runtimes.get(clientId);
     try {
       await this.opts.store.publish(clientId, event);
     } finally {
-      // Even if the bus is down, this instance's streams get their end.
+      // Even if the bus is down (or, in memory, the record is gone), this instance's streams get their end.
       runtime?.endLocal(create(WatchSessionResponseSchema, { event }));
       this.runtimes.delete(clientId);
     }
@@ -283,20 +286,32 @@ export class SessionManager {
     const { frame } = queued;
     const configVersion = session.configVersion;
     try {
-      const options = detectOptionsFor(session.config, this.opts.limits.classNames);
-      options.inputSize = this.inputSizeFor(session.config.quality);
+      const config = session.config;
+      const options = detectOptionsFor(config, this.opts.limits.classNames);
+      options.inputSize = this.inputSizeFor(config.quality);
+      if (config.enableTracking) options.confidenceThreshold = Math.min(options.confidenceThreshold, TRACKER_LOW_CONFIDENCE);
       const found = await this.opts.detector.detect(frame.imageData, options);
+      const trackStart = performance.now();
+      const tracked = session.tracking.update(config.enableTracking, found.detections, config.confidenceThreshold, {
+        timestampSec: frame.timestamp > 0 ? frame.timestamp : queued.receivedAtMs / 1000,
+        frameId: frame.frameId,
+        metadata: frame.metadata,
+      });
+      const trackingMs = performance.now() - trackStart;
       const doneMs = this.now();
       const result = toDetectionResult(frame, found, {
         configVersion,
         queueMs: startMs - queued.receivedAtMs,
         receivedAtMs: queued.receivedAtMs,
+        detections: tracked.detections,
+        trackingMs,
       });
       session.counters.countProcessed(result.processingTimeMs, doneMs - queued.receivedAtMs, doneMs);
       this.load.recordFrame(result.processingTimeMs, startMs - queued.receivedAtMs);
       this.totals.processed++;
       this.totals.processedRate.add(doneMs);
       this.publish(session.clientId, { case: "result", value: result });
+      for (const hazard of tracked.ended) this.publish(session.clientId, { case: "hazard", value: toHazardEvent(hazard) });
       this.saveLatency(session, doneMs);
     } catch (err) {
       this.totals.failed++;
