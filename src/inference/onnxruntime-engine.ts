@@ -10,16 +10,19 @@ export interface OnnxRuntimeEngineOptions {
   modelPath: string;
   /** Threads per run (ORT intraOpNumThreads); 0 or absent shares the cores among the runs in flight. */
   threads?: number;
-  /** Runs kept in flight, one worker thread each (default 1, see DEFAULT_ORT_CONCURRENCY). */
+  /** Runs kept in flight, one worker thread each (see DEFAULT_ORT_CONCURRENCY). */
   concurrency?: number;
 }
 
 /**
- * Measured on the 2-core dev box, pothole YOLOv8n INT8 at 640: one run with 2 threads takes
- * ~230 ms (4.3 runs/s); two runs with 1 thread each take ~430 ms each for ~4.6 runs/s. The 7% more
- * throughput is not worth doubling every frame's latency for a live stream, so one run at a time.
+ * Runs in flight by default: two (one worker each, sharing the cores), fewer on a single core.
+ * Measured on the 2-core dev box, pothole YOLOv8n INT8 at 640, whole pipeline: when idle, two
+ * single-thread runs gave 30-50% more frames/s than one two-thread run for 25-30% more latency
+ * per frame (this model's intra-op scaling is poor); under CPU contention from other processes
+ * two single-thread runs were better on both counts (0.98 s vs 1.85 s per frame, 1.0 vs 0.64 fps),
+ * because a two-thread run waits for its slowest thread at every operator.
  */
-export const DEFAULT_ORT_CONCURRENCY = 1;
+export const DEFAULT_ORT_CONCURRENCY = 2;
 
 interface PortInfo {
   name: string;
@@ -55,6 +58,9 @@ class OrtWorker {
           interOpNumThreads: 1,
           executionMode: "sequential",
           graphOptimizationLevel: "all",
+          // Spinning intra-op threads fight sharp's decoder threads and the event loop for the same
+          // cores: measured on the 2-core box under load, a run took ~25% less CPU with it off.
+          extra: { session: { intra_op: { allow_spinning: "0" } } },
         },
       },
     });
@@ -143,7 +149,7 @@ class OnnxRuntimeEngine implements InferenceEngine {
 }
 
 export async function createOnnxRuntimeEngine(opts: OnnxRuntimeEngineOptions): Promise<InferenceEngine> {
-  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_ORT_CONCURRENCY));
+  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? Math.min(DEFAULT_ORT_CONCURRENCY, availableParallelism())));
   const threads =
     opts.threads !== undefined && opts.threads > 0
       ? Math.floor(opts.threads)
