@@ -1,0 +1,264 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import { iou } from "../pipeline/nms.js";
+import { solveAssignment } from "./assignment.js";
+import { BoxKalmanFilter, type KalmanState } from "./kalman.js";
+import {
+  DEFAULT_TRACKER_OPTIONS,
+  type BoxCorners,
+  type FrameRef,
+  type FrameTrackResult,
+  type TrackedDetection,
+  type TrackerDetection,
+  type TrackerOptions,
+  type TrackSummary,
+} from "./types.js";
+
+type TrackState = "tentative" | "tracked" | "lost";
+
+interface Track<M> {
+  /** 0 while tentative: ids are handed out on confirmation so reported ids count up without gaps. */
+  id: number;
+  state: TrackState;
+  classId: number;
+  className: string;
+  kalman: KalmanState;
+  firstSeen: number;
+  lastSeen: number;
+  framesSeen: number;
+  peakConfidence: number;
+  peakBox: BoxCorners;
+  peakFrameId: string;
+  peakMetadata: M | undefined;
+}
+
+/**
+ * ByteTrack-style multi-object tracker for one session's hazards. Deliberate differences from
+ * ByteTrack: time comes from capture timestamps (see kalman.ts); a track must be detected in
+ * `minHits` consecutive processed frames before it gets an id and is reported; tracks never match a
+ * detection of another class; plain IoU cost (no score fusion), so a faint far-away hazard is not
+ * penalised twice; size velocities are kept for lost tracks (ByteTrack zeroes them) because a hazard
+ * seen from a moving car keeps growing while the detector misses it.
+ */
+export class HazardTracker<M = JsonObject> {
+  readonly options: Readonly<TrackerOptions>;
+  private readonly kalman: BoxKalmanFilter;
+  private tracks: Track<M>[] = [];
+  private nextId = 1;
+  private lastTime: number | undefined;
+  private readonly counts = new Map<string, number>();
+
+  constructor(options: Partial<TrackerOptions> = {}) {
+    this.options = Object.freeze(validateOptions({ ...DEFAULT_TRACKER_OPTIONS, ...options }));
+    this.kalman = new BoxKalmanFilter(1 / 30, {
+      position: this.options.positionNoise,
+      velocity: this.options.velocityNoise,
+    });
+  }
+
+  /**
+   * Feeds one processed frame. `timestampSec` is the capture time; frames the service dropped simply
+   * never arrive and the next call predicts across the gap. A timestamp older than the previous one
+   * is treated as no elapsed time rather than rewinding the filters.
+   */
+  update<D extends TrackerDetection>(
+    detections: readonly D[],
+    timestampSec: number,
+    frame: FrameRef<M> = {},
+  ): FrameTrackResult<D, M> {
+    if (!Number.isFinite(timestampSec)) throw new RangeError("timestampSec must be a finite number");
+    const o = this.options;
+    const dt = this.lastTime === undefined ? 0 : Math.max(0, timestampSec - this.lastTime);
+    this.lastTime = this.lastTime === undefined ? timestampSec : Math.max(this.lastTime, timestampSec);
+
+    // Expire before matching: after a long pause a stale prediction must not claim a new hazard.
+    const ended: TrackSummary<M>[] = [];
+    this.tracks = this.tracks.filter((t) => {
+      if (t.state === "tentative" || timestampSec - t.lastSeen <= o.maxLostSec) return true;
+      ended.push(summarise(t));
+      return false;
+    });
+    for (const t of this.tracks) this.kalman.predict(t.kalman, dt);
+
+    const high: number[] = [];
+    const low: number[] = [];
+    detections.forEach((d, i) => {
+      if (d.confidence >= o.highThreshold) high.push(i);
+      else if (d.confidence >= o.lowThreshold) low.push(i);
+    });
+    const owner = new Array<Track<M> | undefined>(detections.length);
+    const confirmedNow = new Set<Track<M>>();
+    const hit = (t: Track<M>, di: number): void => {
+      const d = detections[di];
+      owner[di] = t;
+      this.kalman.update(t.kalman, d);
+      t.lastSeen = timestampSec;
+      t.framesSeen++;
+      if (d.confidence > t.peakConfidence) {
+        t.peakConfidence = d.confidence;
+        t.peakBox = { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 };
+        t.peakFrameId = frame.frameId ?? "";
+        t.peakMetadata = frame.metadata;
+      }
+    };
+
+    // 1. High detections against confirmed tracks, tracked or lost.
+    const confirmed = this.tracks.filter((t) => t.state !== "tentative");
+    const first = this.associate(confirmed, detections, high, o.matchIou);
+    for (const [t, di] of first.matches) {
+      hit(t, di);
+      t.state = "tracked";
+    }
+    // 2. Low detections only extend tracks that were being tracked: a faint box is too weak to
+    //    revive a lost track (ByteTrack does the same).
+    const stillTracked = first.unmatchedTracks.filter((t) => t.state === "tracked");
+    const second = this.associate(stillTracked, detections, low, o.lowMatchIou);
+    for (const [t, di] of second.matches) hit(t, di);
+    for (const t of second.unmatchedTracks) t.state = "lost";
+
+    // 3. Remaining high detections against tentative tracks; a tentative track that misses a frame
+    //    is dropped, so a flickering false positive never reaches minHits.
+    const tentative = this.tracks.filter((t) => t.state === "tentative");
+    const third = this.associate(tentative, detections, first.unmatchedDetections, o.tentativeMatchIou);
+    for (const [t, di] of third.matches) {
+      hit(t, di);
+      if (t.framesSeen >= o.minHits) this.confirm(t, confirmedNow);
+    }
+    const dropped = new Set(third.unmatchedTracks);
+
+    // 4. New tentative tracks.
+    for (const di of third.unmatchedDetections) {
+      const d = detections[di];
+      if (d.confidence < o.newTrackThreshold) continue;
+      const t: Track<M> = {
+        id: 0,
+        state: "tentative",
+        classId: d.classId,
+        className: d.className,
+        kalman: this.kalman.initiate(d),
+        firstSeen: timestampSec,
+        lastSeen: timestampSec,
+        framesSeen: 1,
+        peakConfidence: d.confidence,
+        peakBox: { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 },
+        peakFrameId: frame.frameId ?? "",
+        peakMetadata: frame.metadata,
+      };
+      owner[di] = t;
+      this.tracks.push(t);
+      if (o.minHits <= 1) this.confirm(t, confirmedNow);
+    }
+    if (dropped.size > 0) this.tracks = this.tracks.filter((t) => !dropped.has(t));
+
+    const tracked: TrackedDetection<D>[] = [];
+    detections.forEach((d, i) => {
+      const t = owner[i];
+      if (t !== undefined && t.id > 0) tracked.push({ ...d, trackId: t.id, isNew: confirmedNow.has(t) });
+    });
+    return { tracked, ended };
+  }
+
+  /** Ends every track, as at the end of a session; summaries of the confirmed ones are returned. */
+  flush(): TrackSummary<M>[] {
+    const ended = this.tracks.filter((t) => t.state !== "tentative").map(summarise);
+    this.tracks = [];
+    this.lastTime = undefined;
+    return ended;
+  }
+
+  /** Confirmed tracks ever started (since construction or reset), per class name. */
+  uniqueCounts(): Map<string, number> {
+    return new Map(this.counts);
+  }
+
+  /**
+   * Forgets all tracks without summaries and clears the counts. The id counter keeps counting: ids
+   * are never reused by one tracker, as the API promises within a session.
+   */
+  reset(): void {
+    this.tracks = [];
+    this.lastTime = undefined;
+    this.counts.clear();
+  }
+
+  /** Tracks currently held (tentative, tracked and lost); for tests and stats. */
+  get size(): number {
+    return this.tracks.length;
+  }
+
+  private confirm(t: Track<M>, confirmedNow: Set<Track<M>>): void {
+    t.id = this.nextId++;
+    t.state = "tracked";
+    confirmedNow.add(t);
+    this.counts.set(t.className, (this.counts.get(t.className) ?? 0) + 1);
+  }
+
+  /** Optimal IoU matching of tracks to the given detection indices; other classes never match. */
+  private associate(
+    tracks: readonly Track<M>[],
+    detections: readonly TrackerDetection[],
+    indices: readonly number[],
+    minIou: number,
+  ): { matches: Array<[Track<M>, number]>; unmatchedTracks: Track<M>[]; unmatchedDetections: number[] } {
+    if (tracks.length === 0 || indices.length === 0) {
+      return { matches: [], unmatchedTracks: [...tracks], unmatchedDetections: [...indices] };
+    }
+    const cols = indices.length;
+    const b = this.options.matchBuffer;
+    const cost = new Float64Array(tracks.length * cols);
+    tracks.forEach((t, r) => {
+      const predicted = buffered(this.kalman.box(t.kalman), b);
+      for (let c = 0; c < cols; c++) {
+        const d = detections[indices[c]];
+        cost[r * cols + c] = d.classId === t.classId ? 1 - iou(predicted, buffered(d, b)) : Number.POSITIVE_INFINITY;
+      }
+    });
+    const a = solveAssignment(cost, tracks.length, cols, 1 - minIou);
+    return {
+      matches: a.matches.map(([r, c]) => [tracks[r], indices[c]]),
+      unmatchedTracks: a.unmatchedRows.map((r) => tracks[r]),
+      unmatchedDetections: a.unmatchedCols.map((c) => indices[c]),
+    };
+  }
+}
+
+function summarise<M>(t: Track<M>): TrackSummary<M> {
+  return {
+    trackId: t.id,
+    classId: t.classId,
+    className: t.className,
+    firstSeen: t.firstSeen,
+    lastSeen: t.lastSeen,
+    framesSeen: t.framesSeen,
+    peakConfidence: t.peakConfidence,
+    peakBox: { ...t.peakBox },
+    peakFrameId: t.peakFrameId,
+    peakMetadata: t.peakMetadata,
+  };
+}
+
+function validateOptions(o: TrackerOptions): TrackerOptions {
+  const unit = [
+    "highThreshold",
+    "lowThreshold",
+    "newTrackThreshold",
+    "matchIou",
+    "lowMatchIou",
+    "tentativeMatchIou",
+  ] as const;
+  for (const key of unit) {
+    if (!(o[key] >= 0 && o[key] <= 1)) throw new RangeError(`${key} must be in [0, 1]`);
+  }
+  if (o.lowThreshold > o.highThreshold) throw new RangeError("lowThreshold must not exceed highThreshold");
+  if (!Number.isInteger(o.minHits) || o.minHits < 1) throw new RangeError("minHits must be an integer >= 1");
+  if (!(o.maxLostSec >= 0)) throw new RangeError("maxLostSec must be >= 0");
+  for (const key of ["matchBuffer", "positionNoise", "velocityNoise"] as const) {
+    if (!(o[key] >= 0)) throw new RangeError(`${key} must be >= 0`);
+  }
+  return o;
+}
+
+function buffered(box: BoxCorners, b: number): BoxCorners {
+  const w = box.x2 - box.x1;
+  const h = box.y2 - box.y1;
+  return { x1: box.x1 - b * w, y1: box.y1 - b * h, x2: box.x2 + b * w, y2: box.y2 + b * h };
+}
