@@ -5,9 +5,11 @@ import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { routes, type ServiceDeps } from "./connect.js";
+import { Door } from "../gen/hazard/stream/v1/session_pb.js";
 import { createFront } from "./front.js";
 import { defaultHttpRoutesConfig, type HttpRoutesConfig } from "./http/http-config.js";
 import { createHttpAdapter } from "./http/router.js";
+import { doorInterceptor } from "./rpc/door-context.js";
 import type { SessionManager } from "./streaming/session-manager.js";
 
 export interface ServerOptions {
@@ -38,7 +40,10 @@ export function createServer(opts: ServerOptions): HazardServer {
   // the same limits, so every door validates, fails and counts alike.
   const adapter = createHttpAdapter({
     ...(opts.http ?? defaultHttpRoutesConfig(opts.deps.maxFrameBytes)),
-    transport: createRouterTransport(routes(opts.deps), { router: { readMaxBytes, shutdownSignal: shutdown.signal } }),
+    transport: createRouterTransport(routes(opts.deps), {
+      // The WebSocket route is the only caller of StreamDetections through this transport.
+      router: { readMaxBytes, shutdownSignal: shutdown.signal, interceptors: [doorInterceptor(Door.WEBSOCKET)] },
+    }),
     logger: opts.logger,
   });
   const handler = adapter.withCors(
