@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Door, SessionSchema } from "../gen/hazard/stream/v1/session_pb.js";
-import { KeepaliveSchema, WatchSessionResponseSchema } from "../gen/hazard/stream/v1/session_service_pb.js";
+import { EndReason, KeepaliveSchema, SessionEndedSchema, WatchSessionResponseSchema } from "../gen/hazard/stream/v1/session_service_pb.js";
 import {
   BoundingBoxSchema,
   ClassFilterSchema,
@@ -200,6 +200,8 @@ describe("protobuf → the document's JSON", () => {
     expect(sseChunk(dropped)).toBe('id: 42\ndata: {"type":"frame_dropped","frame_id":"f9","reason":"FPS_LIMIT"}\n\n');
     const keepalive = create(WatchSessionResponseSchema, { event: { case: "keepalive", value: create(KeepaliveSchema) } });
     expect(sseChunk(keepalive)).toBe(": keepalive\n\n");
+    const unnumbered = create(WatchSessionResponseSchema, { event: { case: "ended", value: create(SessionEndedSchema, { reason: EndReason.DELETED }) } });
+    expect(sseChunk(unnumbered)).toBe('data: {"type":"session_ended","reason":"DELETED"}\n\n');
   });
 });
 

@@ -68,7 +68,9 @@ export function sseChunk(ev: WatchSessionResponse): string | undefined {
     default:
       return undefined;
   }
-  return `id: ${ev.eventId}\ndata: ${JSON.stringify(json)}\n\n`;
+  // Only numbered events carry an id: an `id:` line would otherwise reset EventSource's resume point.
+  const id = ev.eventId > 0n ? `id: ${ev.eventId}\n` : "";
+  return `${id}data: ${JSON.stringify(json)}\n\n`;
 }
 
 /** `Last-Event-ID` (set by EventSource on reconnect), or `?last_event_id=` for clients that cannot set headers. */
