@@ -67,6 +67,21 @@ describe.skipIf(!present)("onnxruntime engine on a real YOLOv8 export", () => {
   });
 });
 
+describe.skipIf(!present)("onnxruntime engine shutdown", () => {
+  it("lets the run in flight finish, refuses queued and later runs", async () => {
+    // Terminating a worker inside a native run aborts the whole process (seen here), so close waits.
+    const engine = await createOnnxRuntimeEngine({ modelPath, concurrency: 1 });
+    const input = { data: new Float32Array(3 * 640 * 640), dims: [1, 3, 640, 640] };
+    const settled = Promise.allSettled([engine.run(input), engine.run(input)]);
+    await new Promise((r) => setTimeout(r, 50));
+    await engine.close();
+    const [inFlight, queued] = await settled;
+    expect(inFlight.status).toBe("fulfilled");
+    expect(queued).toMatchObject({ status: "rejected", reason: { message: expect.stringMatching(/closed/) } });
+    await expect(engine.run(input)).rejects.toThrow(/closed/);
+  });
+});
+
 describe("loadEngine", () => {
   let dir: string;
   beforeAll(async () => {

@@ -112,9 +112,10 @@ class OrtWorker {
   }
 
   #stop(e: Error, rejectReady: (e: Error) => void): void {
-    this.#stopped ??= e;
-    rejectReady(e);
-    this.#pending?.reject(e);
+    // After terminate() the cause is "closed", not the exit that terminating causes.
+    const cause = (this.#stopped ??= e);
+    rejectReady(cause);
+    this.#pending?.reject(cause);
     this.#pending = undefined;
   }
 }
@@ -143,7 +144,7 @@ class OnnxRuntimeEngine implements InferenceEngine {
   }
 
   async close(): Promise<void> {
-    this.pool.close();
+    await this.pool.close();
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

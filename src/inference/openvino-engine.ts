@@ -110,7 +110,7 @@ class OpenVinoEngine implements InferenceEngine {
   async close(): Promise<void> {
     this.#closed = true;
     const variants = await Promise.allSettled(this.#variants.values());
-    for (const v of variants) if (v.status === "fulfilled") v.value.pool.close();
+    await Promise.all(variants.map((v) => (v.status === "fulfilled" ? v.value.pool.close() : undefined)));
     this.#variants.clear();
   }
 }

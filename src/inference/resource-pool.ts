@@ -4,12 +4,15 @@
  */
 export class ResourcePool<T> {
   readonly #idle: T[];
+  readonly #size: number;
   readonly #waiters: Array<{ resolve: (item: T) => void; reject: (e: Error) => void }> = [];
   #closed = false;
+  #drained: (() => void) | undefined;
 
   constructor(items: readonly T[]) {
     if (items.length === 0) throw new RangeError("a resource pool needs at least one item");
     this.#idle = [...items];
+    this.#size = items.length;
   }
 
   /** Runs `fn` with a resource that no one else uses until `fn` settles. */
@@ -23,16 +26,19 @@ export class ResourcePool<T> {
       const next = this.#waiters.shift();
       if (next) next.resolve(item);
       else this.#idle.push(item);
+      if (this.#idle.length === this.#size) this.#drained?.();
     }
   }
 
-  /** Callers still waiting are refused; runs already going finish. */
-  close(): void {
+  /**
+   * Refuses callers still waiting and new ones; resolves once the runs already going have finished,
+   * so their resources can be released safely (terminating a worker inside a native ORT run aborts
+   * the whole process).
+   */
+  close(): Promise<void> {
     this.#closed = true;
     for (const w of this.#waiters.splice(0)) w.reject(new Error("the inference engine is closed"));
-  }
-
-  get waiting(): number {
-    return this.#waiters.length;
+    if (this.#idle.length === this.#size) return Promise.resolve();
+    return new Promise((resolve) => (this.#drained = resolve));
   }
 }
