@@ -161,6 +161,11 @@ describe("Detector on bad images", () => {
     expect((await detector.detect(await good)).detections).toHaveLength(1);
   });
 
+  it("handles a one-pixel-high strip whose resize would round to zero rows", async () => {
+    const detector = new Detector(fakeEngine([]), LIMITS);
+    expect(await detector.detect(await jpeg(4000, 1))).toMatchObject({ imageWidth: 4000, imageHeight: 1, detections: [] });
+  });
+
   it("accepts PNG and WebP and applies EXIF orientation", async () => {
     const detector = new Detector(fakeEngine([]), LIMITS);
     const base = sharp({ create: { width: 40, height: 20, channels: 3, background: "blue" } });

@@ -17,6 +17,8 @@ describe("letterbox geometry matches Ultralytics LetterBox(auto=False, center=Tr
     ["banker's rounding 2.5 -> 2", [1, 2, 5, 5], { width: 2, height: 5, top: 0, bottom: 0, left: 1, right: 2 }],
     ["banker's rounding 3.5 -> 4", [2, 4, 7, 7], { width: 4, height: 7, top: 0, bottom: 0, left: 1, right: 2 }],
     ["almost 16:9", [1279, 720, 640, 640], { width: 640, height: 360, top: 140, bottom: 140, left: 0, right: 0 }],
+    // Not Ultralytics (it would resize to zero rows and fail): keep one row.
+    ["extreme strip keeps one row", [20000, 1, 640, 640], { width: 640, height: 1, top: 319, bottom: 320, left: 0, right: 0 }],
   ];
   it.each(cases)("%s", (_name, [w, h, W, H], expected) => {
     const box = letterbox(w, h, W, H);

@@ -80,7 +80,7 @@ class OpenVinoEngine implements InferenceEngine {
       const out = result[outputName] ?? Object.values(result)[0];
       if (out === undefined) throw new Error("OpenVINO returned no output");
       // A copy: the request's output memory is reused by the next run as soon as it is back in the pool.
-      return { data: Float32Array.from(out.getData()), dims: out.getShape() };
+      return { data: new Float32Array(out.getData()), dims: out.getShape() };
     });
   }
 

@@ -31,8 +31,9 @@ function roundHalfEven(x: number): number {
  */
 export function letterbox(srcWidth: number, srcHeight: number, dstWidth: number, dstHeight: number): Letterbox {
   const scale = Math.min(dstHeight / srcHeight, dstWidth / srcWidth);
-  const width = roundHalfEven(srcWidth * scale);
-  const height = roundHalfEven(srcHeight * scale);
+  // At least one pixel: Ultralytics would hand cv2 a zero size for a 20000×1 strip and fail.
+  const width = Math.max(1, roundHalfEven(srcWidth * scale));
+  const height = Math.max(1, roundHalfEven(srcHeight * scale));
   const dw = (dstWidth - width) / 2;
   const dh = (dstHeight - height) / 2;
   return {
