@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, ErrorDetailSchema } from "../../gen/hazard/stream/v1/types_pb.js";
 import { PipelineError } from "../pipeline/types.js";
+import { errorCodeOf } from "../streaming/detection-result.js";
 import { ConfigValidationError } from "../streaming/session-config.js";
 import { SessionNotFoundError } from "../streaming/session-manager.js";
 import { StoreUnavailableError } from "../store/session-store.js";
@@ -34,10 +35,7 @@ export function toApiError(err: unknown, frameId?: string): ConnectError {
   if (err instanceof ConfigValidationError) return apiError(ErrorCode.INVALID_CONFIG, err.message, { field: err.field });
   if (err instanceof SessionNotFoundError) return apiError(ErrorCode.SESSION_NOT_FOUND, err.message);
   if (err instanceof StoreUnavailableError) return apiError(ErrorCode.SERVICE_UNAVAILABLE, err.message);
-  if (err instanceof PipelineError) {
-    const code = err.kind === "inference" ? ErrorCode.INFERENCE_ERROR : ErrorCode.INVALID_IMAGE;
-    return apiError(code, err.message, { frameId });
-  }
+  if (err instanceof PipelineError) return apiError(errorCodeOf(err), err.message, { frameId });
   return apiError(ErrorCode.INTERNAL, "internal error", { frameId });
 }
 

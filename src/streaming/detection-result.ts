@@ -85,7 +85,9 @@ export function toHazardEvent(t: TrackSummary<JsonObject>): HazardEvent {
 /** The stable code for a pipeline failure; anything unexpected is INTERNAL and logged, not shown. */
 export function errorCodeOf(err: unknown): ErrorCode {
   if (err instanceof PipelineError) {
-    return err.kind === "inference" ? ErrorCode.INFERENCE_ERROR : ErrorCode.INVALID_IMAGE;
+    if (err.kind === "inference") return ErrorCode.INFERENCE_ERROR;
+    if (err.kind === "invalid_options") return ErrorCode.INVALID_CONFIG;
+    return ErrorCode.INVALID_IMAGE;
   }
   return ErrorCode.INTERNAL;
 }
