@@ -41,8 +41,10 @@ export function createServer(opts: ServerOptions): HazardServer {
   const adapter = createHttpAdapter({
     ...(opts.http ?? defaultHttpRoutesConfig(opts.deps.maxFrameBytes)),
     transport: createRouterTransport(routes(opts.deps), {
-      // The WebSocket route is the only caller of StreamDetections through this transport.
-      router: { readMaxBytes, shutdownSignal: shutdown.signal, interceptors: [doorInterceptor(Door.WEBSOCKET)] },
+      // The WebSocket route is the only caller of StreamDetections through this transport. No
+      // shutdownSignal here: in-process streams end with their sessions (so the final
+      // session_ended still reaches SSE clients), and adapter.close() cuts whatever is left.
+      router: { readMaxBytes, interceptors: [doorInterceptor(Door.WEBSOCKET)] },
     }),
     logger: opts.logger,
   });

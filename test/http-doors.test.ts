@@ -23,7 +23,8 @@ describe("one implementation behind every door (real server)", () => {
     grpc = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
     jpeg = (await sceneJpeg(11)).bytes;
   });
-  afterAll(() => server.close());
+  let closed = false;
+  afterAll(() => (closed ? undefined : server.close()));
 
   const apiErr = (e: unknown) => {
     const err = ConnectError.from(e);
@@ -109,5 +110,21 @@ describe("one implementation behind every door (real server)", () => {
     const msg = await ws.next();
     expect(msg).toMatchObject({ type: "detection_result", data: { frame_id: "from-grpc" } });
     ws.close();
+  });
+
+  // Last: it closes the server.
+  it("on shutdown, SSE streams end with session_ended SHUTDOWN and WebSockets close with 1001", async () => {
+    const created = await postJson(`${server.baseUrl}/stream/sessions`, {});
+    const sse = new RawSse(`${server.baseUrl}/stream/events/${String(created.json.client_id)}`);
+    await sse.headersReceived;
+    const ws = new WsClient(`ws://127.0.0.1:${server.address.port}/stream/detection`);
+    await ws.opened;
+    const started = Date.now();
+    closed = true;
+    await server.close();
+    expect(await ws.closedWith()).toEqual({ code: 1001, reason: "server shutting down" });
+    await sse.done;
+    expect(sse.json().at(-1)).toEqual({ type: "session_ended", reason: "SHUTDOWN" });
+    expect(Date.now() - started).toBeLessThan(9000); // well within SHUTDOWN_TIMEOUT_MS: nothing hung
   });
 });

@@ -49,6 +49,8 @@ interface Route {
 }
 
 const WS_PATH = "/stream/detection";
+/** How long SSE streams may take to send their final event once the server is closing. */
+const CLOSE_GRACE_MS = 1000;
 
 export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
   const now = opts.now ?? Date.now;
@@ -68,8 +70,9 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
     now,
   });
 
+  let closing = false;
   const sse: RestRoute = ({ req, res, clientId, query }) => {
-    if (shutdown.signal.aborted) {
+    if (closing) {
       sendJson(res, 503, errorJson({ message: "server is shutting down", code: ErrorCode.SERVICE_UNAVAILABLE, timestampSec: now() / 1000 }));
       return Promise.resolve();
     }
@@ -79,6 +82,7 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
       logger,
       now,
       shutdown: shutdown.signal,
+      closing: () => closing,
     });
   };
   const upgradeRequired: RestRoute = async ({ res }) => {
@@ -170,11 +174,14 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
       });
     },
     beginShutdown() {
+      closing = true;
       ws.beginShutdown();
     },
     close() {
-      shutdown.abort();
       ws.close();
+      // Streams whose sessions just ended are writing their last event; give them a moment
+      // before cutting what is left (the server's shutdown deadline bounds this anyway).
+      setTimeout(() => shutdown.abort(), CLOSE_GRACE_MS).unref();
     },
   };
 }

@@ -35,6 +35,8 @@ export interface SseOptions {
   now: () => number;
   /** Aborted when the server shuts down. */
   shutdown: AbortSignal;
+  /** True once the server is closing. */
+  closing: () => boolean;
 }
 
 /** One event as SSE text, or undefined for events the browser door does not carry. */
@@ -155,6 +157,9 @@ export async function serveSse(
     abort.abort();
     // Ends the watch generator in the service even when it is parked at a yield (no pending next).
     await events.return?.().catch(() => undefined);
+    // While the server closes, an HTTP/1.1 connection would otherwise sit idle in keep-alive and
+    // hold the shutdown up until its timeout.
+    if (opts.closing() && isHttp1(req)) res.once("finish", () => req.socket.end());
     res.end();
   }
 }
