@@ -22,7 +22,10 @@ describe("evaluateMot", () => {
   });
 
   it("counts one identity switch when a hazard's track id changes once", () => {
-    const frames: MotFrame[] = [0, 1, 2, 3, 4, 5].map((t) => ({ gt: [o(1, 10 * t)], pred: [o(t < 3 ? 1 : 2, 10 * t)] }));
+    const frames: MotFrame[] = [0, 1, 2, 3, 4, 5].map((t) => ({
+      gt: [o(1, 10 * t)],
+      pred: [o(t < 3 ? 1 : 2, 10 * t)],
+    }));
     const m = evaluateMot(frames);
     expect(m.idsw).toBe(1);
     expect(m.mota).toBeCloseTo(5 / 6);

@@ -37,11 +37,15 @@ export function solveAssignment(cost: ArrayLike<number>, rows: number, cols: num
     }
     return a;
   };
-  let anyAllowed = false;
+  const rowDegree = new Int32Array(rows);
+  const colDegree = new Int32Array(cols);
+  const lastCol = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       if (cost[r * cols + c] < limit) {
-        anyAllowed = true;
+        rowDegree[r]++;
+        colDegree[c]++;
+        lastCol[r] = c;
         const a = find(r);
         const b = find(rows + c);
         if (a !== b) parent[a] = b;
@@ -50,44 +54,38 @@ export function solveAssignment(cost: ArrayLike<number>, rows: number, cols: num
   }
   const rowToCol = new Int32Array(rows).fill(-1);
   const colMatched = new Uint8Array(cols);
-  if (anyAllowed) {
-    const components = new Map<number, { rows: number[]; cols: number[] }>();
-    const componentOf = (node: number): { rows: number[]; cols: number[] } => {
-      const root = find(node);
-      let comp = components.get(root);
-      if (!comp) {
-        comp = { rows: [], cols: [] };
-        components.set(root, comp);
-      }
-      return comp;
-    };
-    // Nodes without an allowed pair end up alone in a component that has no rows or no columns.
-    for (let r = 0; r < rows; r++) componentOf(r).rows.push(r);
-    for (let c = 0; c < cols; c++) componentOf(rows + c).cols.push(c);
-    for (const comp of components.values()) {
-      if (comp.rows.length === 0 || comp.cols.length === 0) continue;
-      if (comp.rows.length === 1 && comp.cols.length === 1) {
-        const r = comp.rows[0];
-        const c = comp.cols[0];
-        if (cost[r * cols + c] < limit) {
-          rowToCol[r] = c;
-          colMatched[c] = 1;
-        }
-        continue;
-      }
-      const sub = comp.rows.map((r) => {
-        const line = new Float64Array(comp.cols.length);
-        comp.cols.forEach((c, j) => {
-          const v = cost[r * cols + c];
-          line[j] = v < limit ? v - limit : 0;
-        });
-        return line;
+  // A row and a column that only see each other are a 1×1 component: match them directly.
+  for (let r = 0; r < rows; r++) {
+    if (rowDegree[r] === 1 && colDegree[lastCol[r]] === 1) {
+      rowToCol[r] = lastCol[r];
+      colMatched[lastCol[r]] = 1;
+    }
+  }
+  const components = new Map<number, { rows: number[]; cols: number[] }>();
+  const componentOf = (node: number): { rows: number[]; cols: number[] } => {
+    const root = find(node);
+    let comp = components.get(root);
+    if (!comp) {
+      comp = { rows: [], cols: [] };
+      components.set(root, comp);
+    }
+    return comp;
+  };
+  for (let r = 0; r < rows; r++) if (rowDegree[r] > 0 && rowToCol[r] < 0) componentOf(r).rows.push(r);
+  for (let c = 0; c < cols; c++) if (colDegree[c] > 0 && !colMatched[c]) componentOf(rows + c).cols.push(c);
+  for (const comp of components.values()) {
+    const sub = comp.rows.map((r) => {
+      const line = new Float64Array(comp.cols.length);
+      comp.cols.forEach((c, j) => {
+        const v = cost[r * cols + c];
+        line[j] = v < limit ? v - limit : 0;
       });
-      for (const [i, j] of munkres(sub)) {
-        if (sub[i][j] < 0) {
-          rowToCol[comp.rows[i]] = comp.cols[j];
-          colMatched[comp.cols[j]] = 1;
-        }
+      return line;
+    });
+    for (const [i, j] of munkres(sub)) {
+      if (sub[i][j] < 0) {
+        rowToCol[comp.rows[i]] = comp.cols[j];
+        colMatched[comp.cols[j]] = 1;
       }
     }
   }
