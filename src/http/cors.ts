@@ -32,9 +32,9 @@ function sameOrigin(origin: string, host: string | undefined): boolean {
 }
 
 export function createCorsPolicy(origins: readonly string[]): CorsPolicy {
-  const any = origins.includes("*");
+  const anyOrigin = origins.includes("*");
   const listed = new Set(origins.map((o) => o.toLowerCase()));
-  const allowOrigin = (origin: string) => (any ? "*" : listed.has(origin.toLowerCase()) ? origin : undefined);
+  const allowOrigin = (origin: string) => (anyOrigin ? "*" : listed.has(origin.toLowerCase()) ? origin : undefined);
   return {
     allowOrigin,
     // WebSocket upgrades are not subject to CORS, so the same list guards them against cross-site

@@ -1,42 +1,27 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
-import {
-  StreamDetectionsRequestSchema,
-  StreamStartSchema,
-  type DetectionService,
-  type StreamDetectionsRequest,
-  type StreamDetectionsResponse,
-} from "../../gen/hazard/stream/v1/detection_service_pb.js";
-import { ErrorCode, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
+import type { DetectionService, StreamDetectionsRequest } from "../../gen/hazard/stream/v1/detection_service_pb.js";
+import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
 import type { CorsPolicy } from "./cors.js";
 import { errorJsonOf } from "./http-errors.js";
-import {
-  configFromJson,
-  configJsonFromQuery,
-  CONFIG_FIELDS,
-  frameFromBytes,
-  frameFromJson,
-  isJsonObject,
-  parseJson,
-  queryBool,
-} from "./json-input.js";
-import {
-  configAppliedJson,
-  detectionResultJson,
-  flowControlJson,
-  frameDroppedJson,
-  frameErrorJson,
-  hazardJson,
-  pongJson,
-  sessionCreatedJson,
-  type OutboundJson,
-} from "./json-messages.js";
+import type { OutboundJson } from "./json-messages.js";
 import { RequestStream } from "./request-stream.js";
+import {
+  CLOSE_GOING_AWAY,
+  CLOSE_NORMAL,
+  CLOSE_POLICY,
+  clientMessage,
+  closeCodeOf,
+  closeReason,
+  openingRequests,
+  parseParams,
+  serverMessage,
+  type ConnectionParams,
+} from "./ws-protocol.js";
 
 /**
  * `/stream/detection`: the document's WebSocket protocol over DetectionService.StreamDetections,
@@ -59,73 +44,12 @@ export interface WebSocketDoorOptions {
   now: () => number;
 }
 
-/** Query parameters besides the config fields. */
-const FLAGS = ["client_id", "session_info", "notify"] as const;
-const KNOWN_PARAMS = new Set<string>([...CONFIG_FIELDS, ...FLAGS]);
-
 /** Requests waiting for the service, or sends waiting for the socket, beyond which reading pauses. */
 const REQUEST_HIGH_WATER = 32;
 const SEND_HIGH_WATER = 64;
 
-/** Close codes (RFC 6455 §7.4.1). */
-const CLOSE_NORMAL = 1000;
-const CLOSE_GOING_AWAY = 1001;
-const CLOSE_POLICY = 1008;
-const CLOSE_INTERNAL = 1011;
-const CLOSE_TRY_AGAIN = 1013;
-
-interface ConnectionParams {
-  config: SessionConfig;
-  configGiven: boolean;
-  clientId: string;
-  sessionInfo: boolean;
-  notify: boolean;
-}
-
-function parseParams(params: URLSearchParams): ConnectionParams {
-  for (const name of params.keys()) {
-    if (!KNOWN_PARAMS.has(name)) {
-      throw apiError(ErrorCode.INVALID_MESSAGE, `unknown query parameter "${name}"; known: ${[...KNOWN_PARAMS].join(", ")}`, {
-        field: name,
-      });
-    }
-  }
-  const json = configJsonFromQuery(params);
-  return {
-    config: configFromJson(json),
-    configGiven: Object.keys(json).length > 0,
-    clientId: params.get("client_id") ?? "",
-    sessionInfo: queryBool(params, "session_info") ?? false,
-    notify: queryBool(params, "notify") ?? false,
-  };
-}
-
-function closeCodeOf(err: ConnectError): number {
-  switch (err.code) {
-    case Code.InvalidArgument:
-    case Code.NotFound:
-    case Code.Unauthenticated:
-    case Code.PermissionDenied:
-      return CLOSE_POLICY;
-    case Code.ResourceExhausted:
-      return CLOSE_TRY_AGAIN;
-    case Code.Unavailable:
-      return CLOSE_GOING_AWAY;
-    default:
-      return CLOSE_INTERNAL;
-  }
-}
-
 const asBuffer = (data: RawData): Buffer =>
   Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-
-/** Close reasons are limited to 123 bytes of UTF-8. */
-function closeReason(text: string): string {
-  const bytes = Buffer.from(text, "utf8");
-  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString("utf8").replace(/\uFFFD$/, "") + "...";
-}
-
-const request = (message: StreamDetectionsRequest["message"]) => create(StreamDetectionsRequestSchema, { message });
 
 export class WebSocketDoor {
   private readonly wss: WebSocketServer;
@@ -224,11 +148,7 @@ export class WebSocketDoor {
       return;
     }
 
-    const start = create(StreamStartSchema, { clientId: params.clientId });
-    if (!params.clientId) start.config = params.config;
-    requests.push(request({ case: "start", value: start }));
-    // A resumed session keeps its config; config parameters given with client_id change it.
-    if (params.clientId && params.configGiven) requests.push(request({ case: "configUpdate", value: params.config }));
+    for (const r of openingRequests(params)) requests.push(r);
 
     ws.on("message", (data, isBinary) => {
       const bytes = asBuffer(data);
@@ -241,9 +161,9 @@ export class WebSocketDoor {
         );
         return;
       }
-      const reply = this.handleMessage(bytes, isBinary);
-      if (reply.request) requests.push(reply.request);
-      if (reply.json) void send(reply.json);
+      const { request, reply } = clientMessage(bytes, isBinary, now());
+      if (request) requests.push(request);
+      if (reply) void send(reply);
       updatePause();
     });
 
@@ -251,7 +171,7 @@ export class WebSocketDoor {
     void (async () => {
       try {
         for await (const res of responses) {
-          const json = this.toJson(res, params);
+          const json = serverMessage(res, params);
           if (json) await send(json);
         }
         // The stream ended without error: the session ended (deleted, expired, server shutdown).
@@ -266,61 +186,4 @@ export class WebSocketDoor {
       }
     })();
   }
-
-  /** One client message → a stream request, or a direct reply (pong, or the error that makes it unusable). */
-  private handleMessage(bytes: Buffer, isBinary: boolean): { request?: StreamDetectionsRequest; json?: OutboundJson } {
-    const { now } = this.opts;
-    let frameId: string | undefined;
-    try {
-      if (isBinary) return { request: request({ case: "frame", value: frameFromBytes(bytes) }) };
-      const msg = parseJson(bytes.toString("utf8"));
-      if (!isJsonObject(msg)) throw apiError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object with a \"type\"");
-      frameId = typeof msg.frame_id === "string" ? msg.frame_id : undefined;
-      switch (msg.type) {
-        case "frame":
-          return { request: request({ case: "frame", value: frameFromJson(msg) }) };
-        case "config_update":
-          return { request: request({ case: "configUpdate", value: configUpdateOf(msg) }) };
-        case "ping":
-          return { json: pongJson(now()) };
-        default:
-          throw apiError(
-            ErrorCode.INVALID_MESSAGE,
-            `unknown message type ${JSON.stringify(msg.type ?? null)}; expected "frame", "config_update" or "ping"`,
-            { field: "type" },
-          );
-      }
-    } catch (err) {
-      return { json: errorJsonOf(err, now(), frameId) };
-    }
-  }
-
-  private toJson(res: StreamDetectionsResponse, params: ConnectionParams): OutboundJson | undefined {
-    const m = res.message;
-    switch (m.case) {
-      case "result":
-        return detectionResultJson(m.value);
-      case "error":
-        return frameErrorJson(m.value);
-      case "session":
-        return params.sessionInfo ? sessionCreatedJson(m.value, params.clientId !== "") : undefined;
-      case "dropped":
-        return params.notify ? frameDroppedJson(m.value) : undefined;
-      case "flowControl":
-        return params.notify ? flowControlJson(m.value) : undefined;
-      case "hazard":
-        return params.notify ? hazardJson(m.value) : undefined;
-      case "configApplied":
-        return params.notify ? configAppliedJson(m.value) : undefined;
-      default:
-        return undefined;
-    }
-  }
-}
-
-function configUpdateOf(msg: JsonObject): SessionConfig {
-  if (!isJsonObject(msg.config)) {
-    throw apiError(ErrorCode.INVALID_MESSAGE, "config_update needs a \"config\" object", { field: "config" });
-  }
-  return configFromJson(msg.config);
 }
