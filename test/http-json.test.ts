@@ -229,7 +229,7 @@ describe("Connect errors → HTTP status and the document's error JSON", () => {
     [Code.FailedPrecondition, 409, "INTERNAL"],
     [Code.Unavailable, 503, "SERVICE_UNAVAILABLE"],
     [Code.Unauthenticated, 401, "UNAUTHENTICATED"],
-    [Code.ResourceExhausted, 429, "RESOURCE_EXHAUSTED"],
+    [Code.ResourceExhausted, 413, "MESSAGE_TOO_LARGE"],
     [Code.NotFound, 404, "SESSION_NOT_FOUND"],
   ])("a Connect error without detail, code %s → %s %s", (code, status, errorCode) => {
     const { status: got, body } = httpErrorOf(new ConnectError("m", code), 0, "f2");

@@ -42,7 +42,9 @@ const ERROR_CODE_BY_CONNECT_CODE: Partial<Record<Code, ErrorCode>> = {
   [Code.InvalidArgument]: ErrorCode.INVALID_MESSAGE,
   [Code.OutOfRange]: ErrorCode.INVALID_MESSAGE,
   [Code.NotFound]: ErrorCode.SESSION_NOT_FOUND,
-  [Code.ResourceExhausted]: ErrorCode.RESOURCE_EXHAUSTED,
+  // The service attaches a detail to every limit it enforces; Connect's own ResourceExhausted
+  // without one is its readMaxBytes/writeMaxBytes message-size limit.
+  [Code.ResourceExhausted]: ErrorCode.MESSAGE_TOO_LARGE,
   [Code.Unavailable]: ErrorCode.SERVICE_UNAVAILABLE,
   [Code.Unauthenticated]: ErrorCode.UNAUTHENTICATED,
 };
