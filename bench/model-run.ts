@@ -1,0 +1,121 @@
+import { benchBare, type BareResult } from "./bare.js";
+import { SHARED_PHOTOS, type BenchOptions, type DoorName, type ModelChoice } from "./cli.js";
+import { meanBytes, photoFrames, syntheticFrames, type FrameSet } from "./frames.js";
+import { benchIdle, type IdleResult } from "./idle.js";
+import { runPoint, type PointResult, type PointSpec } from "./load.js";
+import { processRssBytes } from "./proc.js";
+import { startServer } from "./server-child.js";
+import { round } from "./stats.js";
+import { warmServer } from "./warm.js";
+
+export interface ModelResult {
+  label: string;
+  path: string;
+  frames: { source: string; count: number; meanBytes: number };
+  bare: BareResult;
+  /** Sessions at which offered load is 3x the bare capacity (by rate and by frames in flight). */
+  sessionsAt3x: number;
+  server: { startupMs: number; startupCpuMs: number; rssIdleMB: number; warnings: string[] };
+  idle: IdleResult | null;
+  points: PointResult[];
+  /** 10 sessions x 10 FPS (default model only). */
+  tenByTen: PointResult[];
+}
+
+/**
+ * Sessions for 3x capacity: 3x the frames per second, and also 3x the frames the engine holds at
+ * capacity (Little: capacity x latency), since a session with K frames in flight cannot offer more
+ * than K per round trip however high its FPS.
+ */
+export function sessionsFor3x(capacityFps: number, bareP50Ms: number, fps: number, inflight: number): number {
+  const byRate = Math.ceil((3 * capacityFps) / fps);
+  const byInflight = Math.ceil((3 * capacityFps * (bareP50Ms / 1000)) / inflight);
+  return Math.max(2, byRate, byInflight);
+}
+
+function sessionList(opts: BenchOptions, n3x: number): number[] {
+  if (opts.sessions) return [...new Set([...opts.sessions])].sort((a, b) => a - b);
+  if (opts.quick) return [1, n3x];
+  const list: number[] = [];
+  for (let n = 1; n < n3x; n *= 2) list.push(n);
+  return [...list, n3x];
+}
+
+async function framesFor(model: ModelChoice, opts: BenchOptions): Promise<FrameSet> {
+  if (model.wantsPhotos) {
+    const photos = await photoFrames(SHARED_PHOTOS, opts.quick ? 4 : 16);
+    if (photos) return photos;
+  }
+  return syntheticFrames(opts.frameSize.width, opts.frameSize.height, opts.quick ? 4 : 8);
+}
+
+export async function benchModel(
+  model: ModelChoice,
+  opts: BenchOptions,
+  log: (s: string) => void,
+  /** Other work (the tracker bench) that must finish before anything is measured. */
+  busy: Promise<unknown> = Promise.resolve(),
+): Promise<ModelResult> {
+  const frames = await framesFor(model, opts);
+  log(`model ${model.label}: ${model.path}; frames: ${frames.source}`);
+  // The server loads its model while the bare engine loads (model loading is slow here: the default
+  // model's ~3000-node graph takes seconds of CPU per ORT session); it then sits idle, unloaded.
+  const starting = startServer(model.path);
+  const bare = await benchBare(model.path, frames, {
+    latencySamples: opts.quick ? 6 : 40,
+    throughputSec: opts.quick ? 1 : Math.min(8, opts.durationSec),
+    log,
+    beforeMeasure: Promise.all([starting, busy]),
+  });
+  const server = await starting;
+  const n3x = sessionsFor3x(bare.best.fps, bare.latency.p50, opts.fps, opts.inflight);
+  const counts = sessionList(opts, n3x);
+  log(`capacity ${round(bare.best.fps, 2)} fps; 3x capacity = ${n3x} sessions at ${opts.fps} FPS; sessions: ${counts.join(",")}`);
+  log(`server pid ${server.pid} at ${server.baseUrl} (started in ${round(server.startupMs / 1000, 1)} s, ${round(server.startupCpuMs / 1000, 1)} s CPU)`);
+  await warmServer(server, frames, opts.quick ? 6 : 24);
+  const result: ModelResult = {
+    label: model.label,
+    path: model.path,
+    frames: { source: frames.source, count: frames.frames.length, meanBytes: meanBytes(frames) },
+    bare,
+    sessionsAt3x: n3x,
+    server: { startupMs: server.startupMs, startupCpuMs: server.startupCpuMs, rssIdleMB: processRssBytes(server.pid) / 1024 / 1024, warnings: server.warnings },
+    idle: null,
+    points: [],
+    tenByTen: [],
+  };
+  try {
+    // Idle sessions first, on a server that has not yet grown its heap under load.
+    result.idle = await benchIdle(server, opts.idleSessions);
+    log(`idle: ${opts.idleSessions} sessions, RSS ${round(result.idle.rssBytesPerSession / 1024, 1)} KB each, heap+external ${round(result.idle.heapBytesPerSession / 1024, 1)} KB each`);
+    const base = {
+      fps: opts.fps,
+      durationSec: opts.durationSec,
+      warmupSec: opts.quick ? 0.4 : 2,
+      inflight: opts.inflight,
+      honorFlowControl: opts.honorFlowControl,
+      wsDeflate: process.env.BENCH_WS_DEFLATE !== "0",
+    };
+    const point = async (spec: PointSpec): Promise<PointResult> => {
+      // Long enough for every session's first frames to come back, so the window sees steady state.
+      const warmupSec = Math.min(6, Math.max(spec.warmupSec, (1.5 * spec.sessions * spec.inflight) / bare.best.fps));
+      const p = await runPoint({ ...spec, warmupSec }, server, frames);
+      log(
+        `${spec.door.padEnd(9)} ${String(spec.sessions).padStart(3)}x${spec.fps}: delivered ${round(p.deliveredFps, 2)} fps, ` +
+          `p50 ${round(p.latency.p50)} p95 ${round(p.latency.p95)} ms, drops ${JSON.stringify(p.drops)}, skipped ${p.skippedByClient}, ` +
+          `errors ${p.errors}, min allowed ${p.minAllowedFps} fps, server ${round(p.serverCpuMsPerFrame)} ms CPU/frame (main ${round(p.serverMainThreadMsPerFrame)}), load ${round(p.loadavg1, 2)}`,
+      );
+      return p;
+    };
+    for (const door of opts.doors) {
+      for (const sessions of counts) result.points.push(await point({ ...base, door, sessions }));
+    }
+    if (model.label === "default") {
+      const doors: DoorName[] = opts.quick ? opts.doors.filter((d) => d === "grpc") : opts.doors;
+      for (const door of doors) result.tenByTen.push(await point({ ...base, door, sessions: 10, fps: 10 }));
+    }
+  } finally {
+    await server.stop();
+  }
+  return result;
+}

@@ -1,0 +1,116 @@
+import type { DoorName } from "./cli.js";
+import type { PointResult } from "./load.js";
+import type { ModelResult } from "./model-run.js";
+import { round } from "./stats.js";
+
+export interface RatioRow {
+  model: string;
+  metric: string;
+  door: DoorName | "-";
+  value: string;
+  target: string;
+  /** null: informational (no target for this door or model), or not measured. */
+  pass: boolean | null;
+  detail: string;
+}
+
+/** Saturation targets: the binary doors should add almost nothing, the JSON/base64 ones a little. */
+const SATURATION_TARGET: Partial<Record<DoorName, number>> = { grpc: 0.9, "ws-binary": 0.9, "ws-json": 0.8, "rest-sse": 0.8 };
+
+const MB = 1024 * 1024;
+const fmt = (v: number, d = 2) => (Number.isFinite(v) ? String(round(v, d)) : "n/a");
+
+export function ratioRows(m: ModelResult, doors: readonly DoorName[]): RatioRow[] {
+  const rows: RatioRow[] = [];
+  const bareP50 = m.bare.latency.p50;
+  const cap = m.bare.best.fps;
+  const of = (door: DoorName) => m.points.filter((p) => p.door === door);
+
+  const one = of("grpc").find((p) => p.sessions === 1);
+  if (one) {
+    const ratio = one.latency.p50 / bareP50;
+    const delta = one.latency.p50 - bareP50;
+    // A fixed-filter model runs in a few ms, so a ratio would magnify noise: its target is absolute.
+    const isDefault = m.label === "default";
+    rows.push({
+      model: m.label,
+      metric: "1 session below capacity: e2e p50 / bare p50",
+      door: "grpc",
+      value: `${fmt(ratio)} (${fmt(one.latency.p50, 1)} vs ${fmt(bareP50, 1)} ms, ${delta >= 0 ? "+" : ""}${fmt(delta, 1)} ms)`,
+      target: isDefault ? "≤ bare + 3 ms" : "≤ 1.10",
+      pass: isDefault ? delta <= 3 : ratio <= 1.1,
+      detail: `server queue p50 ${fmt(one.serverQueueP50Ms ?? Number.NaN, 1)} ms, processing p50 ${fmt(one.serverProcessingP50Ms, 1)} ms`,
+    });
+  }
+  for (const door of doors) {
+    const pts = of(door);
+    if (pts.length === 0) continue;
+    const best = pts.reduce((a, b) => (b.deliveredFps > a.deliveredFps ? b : a));
+    const target = SATURATION_TARGET[door];
+    const ratio = best.deliveredFps / cap;
+    rows.push({
+      model: m.label,
+      metric: "saturation: delivered total FPS / bare max throughput",
+      door,
+      value: `${fmt(ratio)} (${fmt(best.deliveredFps)} / ${fmt(cap)} fps at ${best.sessions} sessions)`,
+      target: target === undefined ? "—" : `≥ ${target}`,
+      pass: target === undefined ? null : ratio >= target,
+      detail: `server ${fmt(best.serverCpuMsPerFrame, 1)} ms CPU/frame vs bare ${fmt(m.bare.throughput.find((t) => t.inflight === m.bare.best.inflight)?.cpuMsPerFrame ?? Number.NaN, 1)}`,
+    });
+  }
+  for (const door of doors) {
+    const p = of(door).find((x) => x.sessions >= m.sessionsAt3x);
+    if (!p) continue;
+    const ratio = p.latency.p95 / bareP50;
+    const kept = p.starvedSessions === 0 && p.latency.n > 0;
+    rows.push({
+      model: m.label,
+      metric: `3x capacity (${p.sessions} sessions): p95 / bare p50; every session kept getting results`,
+      door,
+      value: `${fmt(ratio)} (p95 ${fmt(p.latency.p95, 0)} ms); ${kept ? "yes" : `no (${p.starvedSessions} starved)`}`,
+      target: "≤ 3; yes",
+      pass: ratio <= 3 && kept,
+      detail: `min session ${fmt(p.perSessionFps.min)} fps, fairness ${fmt(p.fairness)}, drops ${JSON.stringify(p.drops)}, skipped by client ${p.skippedByClient}`,
+    });
+  }
+  if (m.idle) {
+    const kb = m.idle.rssBytesPerSession / 1024;
+    rows.push({
+      model: m.label,
+      metric: `idle session memory (${m.idle.sessions} sessions, RSS delta / N)`,
+      door: "-",
+      value: `${fmt(kb, 1)} KB`,
+      target: "≤ 100 KB",
+      pass: kb <= 100,
+      detail: `after forced GC: RSS ${fmt(m.idle.before.rss / MB, 1)} → ${fmt(m.idle.after.rss / MB, 1)} MB; V8 heap + external ${fmt(m.idle.heapBytesPerSession / 1024, 1)} KB/session`,
+    });
+  }
+  for (const p of m.tenByTen) rows.push(tenByTenRow(m.label, p));
+  return rows;
+}
+
+function tenByTenRow(model: string, p: PointResult): RatioRow {
+  return {
+    model,
+    metric: "10 sessions x 10 FPS: e2e p95",
+    door: p.door,
+    value: `${fmt(p.latency.p95, 0)} ms (delivered ${fmt(p.deliveredFps, 1)} of 100 fps)`,
+    target: "< 100 ms",
+    pass: p.latency.n > 0 && p.latency.p95 < 100,
+    detail: `p50 ${fmt(p.latency.p50, 0)} ms, drops ${JSON.stringify(p.drops)}, skipped by client ${p.skippedByClient}, min allowed ${fmt(p.minAllowedFps, 1)} fps`,
+  };
+}
+
+export function ratioTableMarkdown(rows: readonly RatioRow[]): string {
+  const mark = (p: boolean | null) => (p === null ? "" : p ? "✅" : "❌");
+  const lines = ["| model | metric | door | value | target | ok |", "| --- | --- | --- | --- | --- | --- |"];
+  for (const r of rows) lines.push(`| ${r.model} | ${r.metric} | ${r.door} | ${r.value} | ${r.target} | ${mark(r.pass)} |`);
+  return lines.join("\n");
+}
+
+/** Plain text for the terminal. */
+export function ratioTableText(rows: readonly RatioRow[]): string {
+  const cells = rows.map((r) => [r.model, r.door, r.metric, r.value, r.target, r.pass === null ? "" : r.pass ? "ok" : "MISS"]);
+  const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...cells.map((c) => (c[i] ?? "").length)));
+  return cells.map((c) => c.map((v, i) => (i < 5 ? v.padEnd(widths[i] ?? 0) : v)).join("  ")).join("\n");
+}
