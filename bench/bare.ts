@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import type { InferenceEngine } from "../src/inference/engine.js";
 import { loadEngine } from "../src/inference/load-engine.js";
 import { DEFAULT_DETECT_OPTIONS, Detector } from "../src/pipeline/detector.js";
 import type { FrameSet } from "./frames.js";
@@ -7,6 +8,8 @@ import { round, summarize, type LatencySummary } from "./stats.js";
 /**
  * The pipeline without a server: what every door's numbers are compared with. Same engine options
  * as the server (backend auto, default threads and runs in flight) and the server's default limits.
+ * It stays loaded for the whole model run, so door measurements can be paired with bare ones taken
+ * minutes apart at most (the machine's load drifts).
  */
 
 export interface BareThroughput {
@@ -34,96 +37,100 @@ export interface BareResult {
   best: { inflight: number; fps: number };
 }
 
-const median = (xs: number[]) => summarize(xs).p50;
+export class BarePipeline {
+  private next = 0;
 
-export async function benchBare(
-  modelPath: string,
-  frames: FrameSet,
-  opts: {
-    latencySamples: number;
-    throughputSec: number;
-    log: (s: string) => void;
-    /** Awaited after the engine loads and before measuring (the server child starting meanwhile). */
-    beforeMeasure?: Promise<unknown>;
-  },
-): Promise<BareResult> {
-  const { engine } = await loadEngine({ modelPath, backend: "auto" });
-  await opts.beforeMeasure?.catch(() => undefined);
-  const detector = new Detector(engine, { maxImageBytes: 8 * 1024 * 1024, maxImagePixels: 40_000_000 });
-  const frame = (i: number) => frames.frames[i % frames.frames.length]?.bytes ?? Buffer.alloc(0);
-  try {
-    // Warm-up: first runs pay for lazy allocation in ORT and JIT in V8.
-    for (let i = 0; i < 3; i++) await detector.detect(frame(i), DEFAULT_DETECT_OPTIONS);
+  private constructor(
+    readonly engine: InferenceEngine,
+    readonly detector: Detector,
+    private readonly frames: FrameSet,
+  ) {}
 
+  static async open(modelPath: string, frames: FrameSet): Promise<BarePipeline> {
+    const { engine } = await loadEngine({ modelPath, backend: "auto" });
+    return new BarePipeline(engine, new Detector(engine, { maxImageBytes: 8 * 1024 * 1024, maxImagePixels: 40_000_000 }), frames);
+  }
+
+  /** One frame through the pipeline; returns its latency and stage timings. */
+  async once(): Promise<{ ms: number; pre: number; inf: number; post: number }> {
+    const f = this.frames.frames[this.next++ % this.frames.frames.length];
+    const t0 = performance.now();
+    const r = await this.detector.detect(f?.bytes ?? Buffer.alloc(0), DEFAULT_DETECT_OPTIONS);
+    return { ms: performance.now() - t0, pre: r.timings.preprocessMs, inf: r.timings.inferenceMs, post: r.timings.postprocessMs };
+  }
+
+  /** Keeps `inflight` detect() calls running for `seconds`; frames finished in the window count. */
+  async closedLoop(inflight: number, seconds: number): Promise<BareThroughput> {
     const lat: number[] = [];
-    const stages = { pre: [] as number[], inf: [] as number[], post: [] as number[] };
-    for (let i = 0; i < opts.latencySamples; i++) {
-      const t0 = performance.now();
-      const r = await detector.detect(frame(i), DEFAULT_DETECT_OPTIONS);
-      lat.push(performance.now() - t0);
-      stages.pre.push(r.timings.preprocessMs);
-      stages.inf.push(r.timings.inferenceMs);
-      stages.post.push(r.timings.postprocessMs);
-    }
-    const latency = summarize(lat);
-    opts.log(`bare c=1: p50 ${round(latency.p50)} ms p95 ${round(latency.p95)} ms (n=${latency.n})`);
-
-    const throughput: BareThroughput[] = [];
-    for (const inflight of [1, 2, 3]) {
-      const t = await closedLoop(detector, frame, inflight, opts.throughputSec);
-      throughput.push(t);
-      opts.log(`bare in-flight ${inflight}: ${round(t.fps, 2)} fps, p50 ${round(t.latency.p50)} ms, cpu ${round(t.cpuMsPerFrame)} ms/frame, main thread ${round(t.mainThreadMsPerFrame, 2)} ms/frame`);
-    }
-    const top = throughput.reduce((a, b) => (b.fps > a.fps ? b : a));
-    return {
-      backend: engine.backend,
-      engineConcurrency: engine.concurrency,
-      input: [engine.model.inputWidth, engine.model.inputHeight],
-      classNames: [...engine.model.classNames],
-      latency,
-      stagesP50: { preprocessMs: median(stages.pre), inferenceMs: median(stages.inf), postprocessMs: median(stages.post) },
-      throughput,
-      best: { inflight: top.inflight, fps: top.fps },
+    const eld = monitorEventLoopDelay({ resolution: 5 });
+    const cpu0 = process.cpuUsage();
+    const elu0 = performance.eventLoopUtilization();
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    eld.enable();
+    const worker = async () => {
+      while (performance.now() < end) {
+        const { ms } = await this.once();
+        if (performance.now() <= end) lat.push(ms);
+      }
     };
-  } finally {
-    await engine.close();
+    await Promise.all(Array.from({ length: inflight }, worker));
+    eld.disable();
+    const elapsed = (Math.min(performance.now(), end) - t0) / 1000;
+    const elu = performance.eventLoopUtilization(elu0);
+    const cpu = process.cpuUsage(cpu0);
+    const n = Math.max(1, lat.length);
+    return {
+      inflight,
+      fps: lat.length / elapsed,
+      latency: summarize(lat),
+      cpuMsPerFrame: (cpu.user + cpu.system) / 1000 / n,
+      mainThreadMsPerFrame: elu.active / n,
+      eventLoopMaxMs: eld.max / 1e6,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.engine.close();
   }
 }
 
-/** Keeps `inflight` detect() calls running for `seconds`; frames finished in the window count. */
-async function closedLoop(
-  detector: Detector,
-  frame: (i: number) => Buffer,
-  inflight: number,
-  seconds: number,
-): Promise<BareThroughput> {
+export async function measureBare(
+  bare: BarePipeline,
+  opts: { latencySamples: number; throughputSec: number; log: (s: string) => void },
+): Promise<BareResult> {
+  // Warm-up: first runs pay for lazy allocation in ORT and JIT in V8.
+  for (let i = 0; i < 3; i++) await bare.once();
   const lat: number[] = [];
-  const eld = monitorEventLoopDelay({ resolution: 5 });
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  let next = 0;
-  eld.enable();
-  const worker = async () => {
-    while (performance.now() < end) {
-      const s = performance.now();
-      await detector.detect(frame(next++), DEFAULT_DETECT_OPTIONS);
-      if (performance.now() <= end) lat.push(performance.now() - s);
-    }
-  };
-  await Promise.all(Array.from({ length: inflight }, worker));
-  eld.disable();
-  const elapsed = (Math.min(performance.now(), end) - t0) / 1000;
-  const elu = performance.eventLoopUtilization(elu0);
-  const cpu = process.cpuUsage(cpu0);
-  const n = Math.max(1, lat.length);
+  const stages = { pre: [] as number[], inf: [] as number[], post: [] as number[] };
+  for (let i = 0; i < opts.latencySamples; i++) {
+    const r = await bare.once();
+    lat.push(r.ms);
+    stages.pre.push(r.pre);
+    stages.inf.push(r.inf);
+    stages.post.push(r.post);
+  }
+  const latency = summarize(lat);
+  opts.log(`bare c=1: p50 ${round(latency.p50)} ms p95 ${round(latency.p95)} ms (n=${latency.n})`);
+  const throughput: BareThroughput[] = [];
+  for (const inflight of [1, 2, 3]) {
+    const t = await bare.closedLoop(inflight, opts.throughputSec);
+    throughput.push(t);
+    opts.log(
+      `bare in-flight ${inflight}: ${round(t.fps, 2)} fps, p50 ${round(t.latency.p50)} ms, cpu ${round(t.cpuMsPerFrame)} ms/frame, ` +
+        `main thread ${round(t.mainThreadMsPerFrame, 2)} ms/frame, longest stall ${round(t.eventLoopMaxMs)} ms`,
+    );
+  }
+  const top = throughput.reduce((a, b) => (b.fps > a.fps ? b : a));
+  const m = bare.engine.model;
   return {
-    inflight,
-    fps: lat.length / elapsed,
-    latency: summarize(lat),
-    cpuMsPerFrame: (cpu.user + cpu.system) / 1000 / n,
-    mainThreadMsPerFrame: elu.active / n,
-    eventLoopMaxMs: eld.max / 1e6,
+    backend: bare.engine.backend,
+    engineConcurrency: bare.engine.concurrency,
+    input: [m.inputWidth, m.inputHeight],
+    classNames: [...m.classNames],
+    latency,
+    stagesP50: { preprocessMs: summarize(stages.pre).p50, inferenceMs: summarize(stages.inf).p50, postprocessMs: summarize(stages.post).p50 },
+    throughput,
+    best: { inflight: top.inflight, fps: top.fps },
   };
 }

@@ -59,6 +59,16 @@ function modelSection(m: ModelResult, doors: readonly DoorName[]): string {
     out.push(`Idle sessions: ${i.sessions} created (${f(i.createMsEach, 2)} ms each); after a forced GC, RSS ${f(i.before.rss / MB)} → ${f(i.after.rss / MB)} MB = ${f(i.rssBytesPerSession / 1024)} KB per session; V8 heap + external ${f((i.before.heapUsed + i.before.external) / MB)} → ${f((i.after.heapUsed + i.after.external) / MB)} MB = ${f(i.heapBytesPerSession / 1024)} KB per session.`);
   }
   out.push("");
+  out.push("**One session, one frame at a time**, in rounds alternating with the same number of bare runs (so both see the same machine load):");
+  out.push("");
+  out.push("| door | frames | e2e p50 | e2e p95 | bare p50 | bare p95 | e2e p50 − bare p50 | server processing p50 | e2e p50 − server processing p50 |");
+  out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const p of m.paired) {
+    out.push(`| ${p.door} | ${p.e2e.n} | ${f(p.e2e.p50)} | ${f(p.e2e.p95)} | ${f(p.bare.p50)} | ${f(p.bare.p95)} | ${f(p.e2e.p50 - p.bare.p50)} | ${f(p.serverProcessingP50Ms)} | ${f(p.e2e.p50 - p.serverProcessingP50Ms)} |`);
+  }
+  out.push("");
+  const local = Object.entries(m.localBare).map(([d, t]) => `${d} ${f(t?.fps, 2)}`);
+  if (local.length > 0) out.push(`Bare throughput measured just before each door's scaling points (fps at ${m.bare.best.inflight} in flight): ${local.join(", ")}.`, "");
   out.push("**End to end** (latency = client send → result received; frames sent in the window only; “rest of e2e” = e2e p50 − server queue p50 − server processing p50, i.e. sockets, protocol, door and client):");
   out.push("");
   out.push(POINT_HEADER);
