@@ -1,0 +1,192 @@
+"""Trains the road-hazard detector from scratch on CPU.
+
+    /usr/bin/python3 scripts/train/train.py --config scripts/train/config.yaml
+
+Writes <output_dir>/<name>/{results.csv, results.jsonl, config.yaml, weights/last.pt, weights/best.pt}.
+`--resume` continues from weights/last.pt; every epoch reseeds from (seed, epoch), so a resumed run
+replays the same augmentation stream.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import yaml
+
+
+def setup_threads(n: int):
+    # before torch/cv2 spin up their pools
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[k] = str(n)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="scripts/train/config.yaml")
+    ap.add_argument("--epochs", type=int, help="override train.epochs")
+    ap.add_argument("--max-batches", type=int, help="smoke test: stop each epoch after this many batches")
+    ap.add_argument("--name", help="override run name")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+    cfg = yaml.safe_load(open(args.config))
+    if args.epochs:
+        cfg["train"]["epochs"] = args.epochs
+    if args.name:
+        cfg["name"] = args.name
+    setup_threads(cfg["threads"])
+
+    import cv2
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from data import AugConfig, Dataset, batches, repeat_factor_weights
+    from loss import DetectionLoss
+    from metrics import run_val
+    from model import Detector, ExportWrapper, count_params
+
+    torch.set_num_threads(cfg["threads"])
+    cv2.setNumThreads(1)
+    torch.manual_seed(cfg["seed"])
+
+    run_dir = os.path.join(cfg["output_dir"], cfg["name"])
+    os.makedirs(os.path.join(run_dir, "weights"), exist_ok=True)
+    with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+
+    names = cfg["data"]["names"]
+    nc = len(names)
+    h, w = cfg["imgsz"]  # inference/export/val size
+    ch, cw = cfg.get("train_canvas") or (h, w)  # training crops: smaller canvas at the imgsz scale
+    t0 = time.time()
+    train_ds = Dataset(cfg["data"]["root"], cfg["data"]["train"], (ch, cw), ref_hw=(h, w))
+    if cfg["train"].get("repeat_thresh"):
+        train_ds.weights = repeat_factor_weights(train_ds.labels, nc, cfg["train"]["repeat_thresh"])
+    val_ds = Dataset(cfg["data"]["root"], cfg["data"]["val"], (h, w), cache_scale=1.0)
+    print(f"cached {len(train_ds)} train / {len(val_ds)} val images in {time.time() - t0:.0f}s", flush=True)
+
+    m = cfg["model"]
+    model = Detector(nc, tuple(m["widths"]), tuple(m["depths"]), m["neck_depth"], m["head_width"], m["head_convs"],
+                     m.get("stem", "conv"))
+    print(f"model: {count_params(model)} parameters", flush=True)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+
+    tc = cfg["train"]
+    decay, no_decay = [], []
+    for mod in model.modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            (decay if pname == "weight" and isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=tc["lr0"], betas=tuple(tc["betas"]))
+    lc = cfg["loss"]
+    criterion = DetectionLoss(nc, model.strides, lc["box_gain"], lc["cls_gain"], lc["tal_topk"], lc["tal_alpha"],
+                              lc["tal_beta"])
+    aug_cfg = AugConfig(**cfg["augment"])
+    epochs, bs = tc["epochs"], tc["batch_size"]
+    per_epoch = len(train_ds) // bs
+    if args.max_batches:
+        per_epoch = min(per_epoch, args.max_batches)
+    total = epochs * per_epoch
+    warmup = max(1, int(tc["warmup_epochs"] * per_epoch))
+
+    def lr_at(it):
+        cos = tc["lrf"] + (1 - tc["lrf"]) * 0.5 * (1 + math.cos(math.pi * it / total))
+        return tc["lr0"] * cos * min(1.0, (it + 1) / warmup)
+
+    start_epoch, updates, best = 0, 0, -1.0
+    last_path = os.path.join(run_dir, "weights", "last.pt")
+    if args.resume and os.path.exists(last_path):
+        ck = torch.load(last_path)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, updates, best = ck["epoch"] + 1, ck["updates"], ck["best_fitness"]
+        print(f"resumed at epoch {start_epoch}", flush=True)
+
+    csv_path = os.path.join(run_dir, "results.csv")
+    jsonl_path = os.path.join(run_dir, "results.jsonl")
+    fields = ["epoch", "time_s", "lr", "loss_box", "loss_cls", "fg_per_img", "mosaic",
+              *[f"{n}_{k}" for n in names for k in ("p", "r", "ap50")], "map50"]
+    if start_epoch == 0:
+        with open(csv_path, "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+        open(jsonl_path, "w").close()
+
+    export_ema = ExportWrapper(ema).eval()
+    for epoch in range(start_epoch, epochs):
+        te = time.time()
+        rng = np.random.default_rng([cfg["seed"], epoch])
+        torch.manual_seed(cfg["seed"] * 1000 + epoch)
+        aug_cfg.mosaic = 0.0 if epoch >= epochs - tc["close_mosaic"] else cfg["augment"]["mosaic"]
+        model.train()
+        sums = {"box": 0.0, "cls": 0.0, "fg": 0.0}
+        n = 0
+        for bi, (imgs, gt, mask) in enumerate(batches(train_ds, bs, rng, aug_cfg)):
+            if bi >= per_epoch:
+                break
+            it = epoch * per_epoch + bi
+            lr = lr_at(it)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss, parts = criterion(model(imgs), gt, mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            updates += 1
+            d = tc["ema_decay"] * (1 - math.exp(-updates / tc["ema_tau"]))
+            with torch.no_grad():
+                msd = model.state_dict()
+                for k, v in ema.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+                    else:
+                        v.copy_(msd[k])
+            for k in sums:
+                sums[k] += parts[k]
+            n += 1
+            if bi % 20 == 0:
+                print(f"  ep {epoch} it {bi}/{per_epoch} box {parts['box']:.3f} cls {parts['cls']:.3f} "
+                      f"fg {parts['fg']:.1f} lr {lr:.5f} {time.time() - te:.0f}s cpu {time.process_time():.0f}s",
+                      flush=True)
+        row = {"epoch": epoch, "lr": round(lr, 6), "loss_box": round(sums["box"] / n, 4),
+               "loss_cls": round(sums["cls"] / n, 4), "fg_per_img": round(sums["fg"] / n, 1),
+               "mosaic": aug_cfg.mosaic}
+        train_s = time.time() - te
+        if (epoch + 1) % tc["val_every"] == 0 or epoch == epochs - 1:
+            vc = cfg["val"]
+            res = run_val(export_ema, val_ds, 16, vc["conf"], vc["iou"], vc["max_det"], vc["conf_report"], names)
+            for nm in names:
+                for k in ("p", "r", "ap50"):
+                    row[f"{nm}_{k}"] = round(res[nm][k], 4)
+            row["map50"] = round(res["map50"], 4)
+            row["val_counts"] = {nm: {k: res[nm][k] for k in ("tp", "fp", "fn")} for nm in names}
+        row["time_s"] = round(time.time() - te, 1)
+        row["train_s"] = round(train_s, 1)
+        with open(csv_path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in fields])
+        with open(jsonl_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+        ck = {"epoch": epoch, "updates": updates, "best_fitness": best, "model": model.state_dict(),
+              "ema": ema.state_dict(), "optimizer": opt.state_dict(), "config": cfg}
+        fit = row.get("map50", -1.0)
+        if fit > best:
+            best = fit
+            ck["best_fitness"] = best
+            torch.save({"ema": ema.state_dict(), "epoch": epoch, "config": cfg, "metrics": row},
+                       os.path.join(run_dir, "weights", "best.pt"))
+        torch.save(ck, last_path)
+    print(f"done in {time.time() - t0:.0f}s; best map50 {best:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
