@@ -30,8 +30,18 @@ export function valueNoise(seed: number, cellSize: number): Noise2D {
 /** Sum of octaves, each half the cell size and half the amplitude of the previous one. */
 export function fractalNoise(seed: number, cellSize: number, octaves: number): Noise2D {
   const layers = Array.from({ length: octaves }, (_, i) => valueNoise(seed + i * 7919, cellSize / 2 ** i));
-  const norm = layers.reduce((sum, _, i) => sum + 0.5 ** i, 0);
-  return (x, y) => layers.reduce((sum, layer, i) => sum + layer(x, y) * 0.5 ** i, 0) / norm;
+  let norm = 0;
+  for (let i = 0; i < octaves; i++) norm += 0.5 ** i;
+  // A plain loop: this runs for every pixel of every scene.
+  return (x, y) => {
+    let sum = 0;
+    let amp = 1;
+    for (const layer of layers) {
+      sum += layer(x, y) * amp;
+      amp *= 0.5;
+    }
+    return sum / norm;
+  };
 }
 
 function smooth(t: number): number {

@@ -17,6 +17,7 @@ export interface Rng {
 
 export function createRng(seed: number): Rng {
   let state = seed >>> 0;
+  let spare: number | undefined;
   const next = (): number => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
@@ -29,10 +30,17 @@ export function createRng(seed: number): Rng {
     uniform: (lo, hi) => lo + (hi - lo) * next(),
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
     normal: () => {
+      // Box–Muller yields two values per draw; keep the second for the next call.
+      if (spare !== undefined) {
+        const out = spare;
+        spare = undefined;
+        return out;
+      }
       // 1 - u keeps the log argument in (0, 1].
-      const u = 1 - next();
-      const v = next();
-      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+      const r = Math.sqrt(-2 * Math.log(1 - next()));
+      const a = 2 * Math.PI * next();
+      spare = r * Math.sin(a);
+      return r * Math.cos(a);
     },
     chance: (p) => next() < p,
   };
