@@ -17,14 +17,22 @@ const nice = (v: number) => {
   return [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= v) ?? v;
 };
 
+/** One latency and one FPS scale per model, so its doors compare at a glance. */
+function scales(m: ModelResult): { maxLat: number; maxFps: number } {
+  const finite = (xs: number[]) => xs.filter(Number.isFinite);
+  return {
+    maxLat: nice(Math.max(1, ...finite(m.points.map((p) => p.latency.p95)))),
+    maxFps: nice(Math.max(m.bare.best.fps * 1.1, ...finite(Object.values(m.localBare).map((t) => t?.fps ?? 0)), ...m.points.map((p) => p.deliveredFps))),
+  };
+}
+
 function panel(m: ModelResult, door: DoorName, x0: number, y0: number): string {
   const pts = m.points.filter((p) => p.door === door).sort((a, b) => a.sessions - b.sessions);
   const out: string[] = [`<g transform="translate(${x0},${y0})">`];
   out.push(`<text x="${W / 2}" y="14" text-anchor="middle" font-size="11" font-weight="bold">${esc(`${m.label} · ${door}`)}</text>`);
   if (pts.length === 0) return [...out, "</g>"].join("");
   const maxN = Math.max(...pts.map((p) => p.sessions), 2);
-  const maxLat = nice(Math.max(...pts.map((p) => p.latency.p95).filter(Number.isFinite), 1));
-  const maxFps = nice(Math.max(m.bare.best.fps * 1.1, ...pts.map((p) => p.deliveredFps)));
+  const { maxLat, maxFps } = scales(m);
   const pw = W - PAD.l - PAD.r;
   const ph = H - PAD.t - PAD.b;
   const sx = (n: number) => PAD.l + (Math.log2(n) / Math.log2(maxN)) * pw;
@@ -51,7 +59,8 @@ function panel(m: ModelResult, door: DoorName, x0: number, y0: number): string {
     return `<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6" stroke-dasharray="${dash}"/>` +
       pts.map((p) => (Number.isFinite(ys(p)) ? `<circle cx="${sx(p.sessions).toFixed(1)}" cy="${ys(p).toFixed(1)}" r="2" fill="${color}"/>` : "")).join("");
   };
-  const capY = sf(m.bare.best.fps);
+  // The capacity this door was judged against: bare throughput measured around its points.
+  const capY = sf(m.localBare[door]?.fps ?? m.bare.best.fps);
   out.push(`<line x1="${PAD.l}" x2="${PAD.l + pw}" y1="${capY}" y2="${capY}" stroke="${COLORS.cap}" stroke-dasharray="2 3"/>`);
   out.push(line((p) => sl(p.latency.p50), COLORS.p50, ""));
   out.push(line((p) => sl(p.latency.p95), COLORS.p95, "5 3"));
@@ -71,7 +80,7 @@ export function chartSvg(models: readonly ModelResult[], doors: readonly DoorNam
     `<line x1="0" x2="18" y1="0" y2="0" stroke="${COLORS.p50}" stroke-width="1.6"/><text x="22" y="3">latency p50</text>` +
     `<line x1="100" x2="118" y1="0" y2="0" stroke="${COLORS.p95}" stroke-width="1.6" stroke-dasharray="5 3"/><text x="122" y="3">latency p95</text>` +
     `<line x1="200" x2="218" y1="0" y2="0" stroke="${COLORS.fps}" stroke-width="1.6"/><text x="222" y="3">delivered total FPS</text>` +
-    `<line x1="330" x2="348" y1="0" y2="0" stroke="${COLORS.cap}" stroke-dasharray="2 3"/><text x="352" y="3">bare pipeline max FPS</text>` +
+    `<line x1="330" x2="348" y1="0" y2="0" stroke="${COLORS.cap}" stroke-dasharray="2 3"/><text x="352" y="3">bare pipeline max FPS (around the door's points)</text>` +
     `<text x="0" y="18" fill="#555">${esc(caption)}</text></g>`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/>${legend}${body.join("")}</svg>\n`;

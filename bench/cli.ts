@@ -34,6 +34,10 @@ export interface BenchOptions {
   honorFlowControl: boolean;
   /** Also write bench/RESULTS.md and bench/results.svg (the committed summary). */
   publish: boolean;
+  /** Re-render this results.json instead of measuring. */
+  reportFrom: string | undefined;
+  /** Back-to-back A/B points at 3x capacity: flow control ignored, WebSocket deflate off. */
+  ablations: boolean;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -50,7 +54,10 @@ export const USAGE = `npm run bench -- [options]
   --no-flow-control  ignore the server's allowed_fps (default: slow down like a well-behaved client)
   --out DIR          output directory (default bench/out)
   --publish          also write bench/RESULTS.md and bench/results.svg
-  --quick            whole run under a minute: short points, few of them`;
+  --no-ablations     skip the A/B points (3x capacity: flow control ignored; WebSocket deflate off);
+                     they run by default except with --quick
+  --quick            short points, few of them (about a minute on a quiet 2-core box)
+  --report-from F    re-render a results.json (e.g. after editing bench/notes.md); measures nothing`;
 
 function positive(name: string, raw: string, integer = false): number {
   const v = Number(raw);
@@ -99,6 +106,8 @@ export function parseCli(argv: string[]): BenchOptions | "help" {
       "no-flow-control": { type: "boolean", default: false },
       out: { type: "string", default: resolve(REPO_ROOT, "bench/out") },
       publish: { type: "boolean", default: false },
+      "no-ablations": { type: "boolean", default: false },
+      "report-from": { type: "string" },
       quick: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -128,5 +137,7 @@ export function parseCli(argv: string[]): BenchOptions | "help" {
     idleSessions: positive("idle", values.idle ?? (quick ? "100" : "500"), true),
     honorFlowControl: !values["no-flow-control"],
     publish: values.publish,
+    ablations: !quick && !values["no-ablations"],
+    reportFrom: values["report-from"] === undefined ? undefined : resolve(process.cwd(), values["report-from"]),
   };
 }

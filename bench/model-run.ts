@@ -25,6 +25,14 @@ export interface ModelResult {
   points: PointResult[];
   /** 10 sessions x 10 FPS (default model only). */
   tenByTen: PointResult[];
+  ablations: Ablation[];
+}
+
+/** The same point twice, back to back, with one thing changed. */
+export interface Ablation {
+  name: string;
+  baseline: PointResult;
+  variant: PointResult;
 }
 
 /**
@@ -101,6 +109,7 @@ async function measureModel(
     localBare: {},
     points: [],
     tenByTen: [],
+    ablations: [],
   };
   // Idle sessions first, on a server that has not yet grown its heap under load.
   result.idle = await benchIdle(server, opts.idleSessions);
@@ -134,16 +143,33 @@ async function measureModel(
     );
     return p;
   };
+  // The capacity each door is judged against: bare throughput measured right before and right after
+  // its points (the mean of the two), since the machine's load drifts between doors.
+  const bareNow = async () => bare.closedLoop(bareResult.best.inflight, opts.quick ? 1 : Math.min(8, Math.max(5, 20 / cap)));
+  let before = await bareNow();
   for (const door of opts.doors) {
-    // The capacity this door is judged against, measured now rather than minutes ago.
-    const local = await bare.closedLoop(bareResult.best.inflight, opts.quick ? 1 : Math.min(5, opts.durationSec));
-    result.localBare[door] = local;
-    log(`${door.padEnd(9)} bare now: ${round(local.fps, 2)} fps at ${local.inflight} in flight`);
     for (const sessions of counts) result.points.push(await point({ ...base, door, sessions }));
+    const after = await bareNow();
+    result.localBare[door] = { ...after, fps: (before.fps + after.fps) / 2, cpuMsPerFrame: (before.cpuMsPerFrame + after.cpuMsPerFrame) / 2 };
+    log(`${door.padEnd(9)} bare before/after: ${round(before.fps, 2)} / ${round(after.fps, 2)} fps at ${after.inflight} in flight`);
+    before = after;
   }
   if (model.label === "default") {
     const doors: DoorName[] = opts.quick ? opts.doors.filter((d) => d === "grpc") : opts.doors;
     for (const door of doors) result.tenByTen.push(await point({ ...base, door, sessions: 10, fps: 10 }));
+  }
+  if (opts.ablations) {
+    const ab = async (name: string, door: DoorName, change: Partial<PointSpec>) => {
+      if (!opts.doors.includes(door)) return;
+      const spec = { ...base, door, sessions: n3x };
+      const baseline = await point(spec);
+      const variant = await point({ ...spec, ...change });
+      result.ablations.push({ name, baseline, variant });
+    };
+    await ab("clients ignore the server's allowed_fps (flow control)", "grpc", { honorFlowControl: false });
+    await ab("clients ignore the server's allowed_fps (flow control)", "ws-binary", { honorFlowControl: false });
+    await ab("WebSocket permessage-deflate off (client does not offer it)", "ws-binary", { wsDeflate: false });
+    await ab("WebSocket permessage-deflate off (client does not offer it)", "ws-json", { wsDeflate: false });
   }
   return result;
 }

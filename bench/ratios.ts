@@ -58,7 +58,7 @@ export function ratioRows(m: ModelResult, doors: readonly DoorName[]): RatioRow[
     const ratio = best.deliveredFps / cap;
     rows.push({
       model: m.label,
-      metric: "saturation: delivered total FPS / bare max throughput (bare measured just before)",
+      metric: "saturation: delivered total FPS / bare max throughput (bare measured just before and after)",
       door,
       value: `${fmt(ratio)} (${fmt(best.deliveredFps)} / ${fmt(cap)} fps at ${best.sessions} sessions)`,
       target: target === undefined ? "—" : `≥ ${target}`,

@@ -68,7 +68,7 @@ function modelSection(m: ModelResult, doors: readonly DoorName[]): string {
   }
   out.push("");
   const local = Object.entries(m.localBare).map(([d, t]) => `${d} ${f(t?.fps, 2)}`);
-  if (local.length > 0) out.push(`Bare throughput measured just before each door's scaling points (fps at ${m.bare.best.inflight} in flight): ${local.join(", ")}.`, "");
+  if (local.length > 0) out.push(`Bare throughput around each door's scaling points (mean of just before and just after) (fps at ${m.bare.best.inflight} in flight): ${local.join(", ")}.`, "");
   out.push("**End to end** (latency = client send → result received; frames sent in the window only; “rest of e2e” = e2e p50 − server queue p50 − server processing p50, i.e. sockets, protocol, door and client):");
   out.push("");
   out.push(POINT_HEADER);
@@ -79,6 +79,20 @@ function modelSection(m: ModelResult, doors: readonly DoorName[]): string {
     out.push("");
     out.push(POINT_HEADER);
     for (const p of m.tenByTen) out.push(pointRow(p));
+  }
+  if (m.ablations.length > 0) {
+    out.push("");
+    out.push("**A/B points** (the same point twice, back to back, one thing changed):");
+    out.push("");
+    out.push("| change | door | sessions | delivered fps | p50 ms | p95 ms | min allowed fps | srv CPU ms/frame | srv main-thread ms/frame | client CPU ms/frame |");
+    out.push("| --- | --- | ---: | --- | --- | --- | --- | --- | --- | --- |");
+    const ab = (a: number, b: number, d = 1) => `${f(a, d)} → ${f(b, d)}`;
+    for (const { name, baseline: x, variant: y } of m.ablations) {
+      out.push(
+        `| ${name} | ${x.door} | ${x.sessions} | ${ab(x.deliveredFps, y.deliveredFps, 2)} | ${ab(x.latency.p50, y.latency.p50)} | ${ab(x.latency.p95, y.latency.p95)} | ` +
+          `${ab(x.minAllowedFps, y.minAllowedFps)} | ${ab(x.serverCpuMsPerFrame, y.serverCpuMsPerFrame)} | ${ab(x.serverMainThreadMsPerFrame, y.serverMainThreadMsPerFrame)} | ${ab(x.clientCpuMsPerFrame, y.clientCpuMsPerFrame)} |`,
+      );
+    }
   }
   const errs = [...m.points, ...m.tenByTen].flatMap((p) => p.errorSamples.map((e) => `${p.door}×${p.sessions}: ${e}`));
   if (errs.length > 0) out.push("", "Error samples: " + [...new Set(errs)].slice(0, 6).map((e) => `\`${e}\``).join("; "));
