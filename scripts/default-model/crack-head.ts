@@ -1,7 +1,7 @@
 /**
  * Crack head: straight segment templates at 12 directions and several lengths on the stride-8
  * evidence grid. A template scores high when the evidence along it is complete (both halves) and
- * nothing continues beyond its ends (straight on or bending up to ~40°) or runs parallel beside it,
+ * nothing continues beyond its ends (straight on or bending up to ~55°) or runs parallel beside it,
  * which is when it spans one whole crack; its box is the segment's extent plus a zigzag margin.
  */
 import { crackEvidence, ridgeAngle, RIDGE_ORIENTATIONS, type CrackEvidenceConfig } from "./crack-evidence.js";
@@ -109,14 +109,15 @@ function endChecks(
 ): string[] {
   const [vx, vy] = DIRECTIONS[d]!;
   const D = DIRECTIONS.length;
-  const halfPx = (m * norm(DIRECTIONS[d]!)) / 2;
+  // Half length (cells) of each end segment: the segment is half as long as the template.
+  const endHalf = (m * norm(DIRECTIONS[d]!)) / 2;
   const out: string[] = [];
   for (const k of spread) {
     const e = (d + k + D) % D;
     const [ex, ey] = DIRECTIONS[e]!;
     // Point the neighbour the same way as s·v (directions wrap around at 180°).
     const sign = Math.sign(ex * vx * s + ey * vy * s) || 1;
-    const units = multipleAtMost(Math.round(halfPx / norm(DIRECTIONS[e]!)));
+    const units = multipleAtMost(Math.round(endHalf / norm(DIRECTIONS[e]!)));
     const ox = s * m * vx + sign * units * ex;
     const oy = s * m * vy + sign * units * ey;
     out.push(ops.shift(chains[e]!.any(units), oy, ox));

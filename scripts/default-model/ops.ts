@@ -52,7 +52,7 @@ export class Ops {
   sigmoid(a: string): string {
     return this.g.op("Sigmoid", [a]);
   }
-  /** clip(x, lo, hi) as Max/Min (Clip's bounds are inputs whose support varies between runtimes' versions). */
+  /** clip(x, lo, hi), written as Max then Min with scalar constants. */
   clamp(a: string, lo: number, hi: number): string {
     return this.min(this.max(a, lo), hi);
   }

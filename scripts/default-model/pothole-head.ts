@@ -1,8 +1,9 @@
 /**
- * Pothole head: dark compact blobs. For every cell of a stride-4 grid and every box size in a set,
- * compare the mean brightness inside the box with the ring around it (integral image, so any box
- * size costs the same). The box size with the strongest relative contrast fits the blob best; only
- * local maxima over position and size keep a score, so one blob gives one candidate.
+ * Pothole head: dark compact blobs. For every cell of a stride-4 grid and every box shape in a set,
+ * compare the mean brightness inside the box with each of the four strips around it (integral
+ * image, so any box size costs the same) and keep the contrast against the darkest strip. The shape
+ * with the strongest contrast fits the blob best; only local maxima over position and shape keep a
+ * score, so one blob gives one candidate.
  */
 import type { Ops } from "./ops.js";
 import { readBoxes, type HeadMaps } from "./readout.js";

@@ -6,6 +6,10 @@ import { crackBox, drawCrack } from "./crack.js";
 import { layoutRoadScene, type LayoutOptions, type SceneLayout } from "./layout.js";
 import { drawPothole, potholeBox } from "./pothole.js";
 
+export { layoutRoadScene, type LayoutOptions, type SceneLayout } from "./layout.js";
+export type { CrackPose } from "./crack.js";
+export type { PotholePose } from "./pothole.js";
+
 /** Class ids as in the default model's metadata `names`. */
 export const HAZARD_CLASSES = ["crack", "pothole"] as const;
 export type HazardClassName = (typeof HAZARD_CLASSES)[number];
