@@ -63,10 +63,12 @@ def main():
     mp = onnx.load(args.out)
     onnx.checker.check_model(mp)
     metrics = ck.get("metrics", {})
+    ch, cw = cfg.get("train_canvas") or (h, w)
+    canvas_note = f" on {cw}x{ch} crops at that scale" if (ch, cw) != (h, w) else ""
     data_root = cfg["data"]["root"]
     meta = {
         "description": (f"hazard-stream road-hazard detector ({n_params} params, anchor-free, trained from "
-                        f"scratch at {w}x{h}); classes crack, pothole"),
+                        f"scratch for {w}x{h} input{canvas_note}); classes crack, pothole"),
         "author": "hazard-stream",
         "date": datetime.date.today().isoformat(),
         "version": args.version,
