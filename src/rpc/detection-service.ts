@@ -9,7 +9,6 @@ import {
   type StreamDetectionsRequest,
   type StreamDetectionsResponse,
 } from "../../gen/hazard/stream/v1/detection_service_pb.js";
-import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { EndReason, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode, FrameErrorSchema, type Frame, type FrameError } from "../../gen/hazard/stream/v1/types_pb.js";
 import { detectOptionsFor, toDetectionResult } from "../streaming/detection-result.js";
