@@ -60,6 +60,7 @@ describe("process lifecycle", () => {
     requests.push(frame("a"));
     while (!received.some((m) => m.message.case === "result")) await new Promise((r) => setTimeout(r, 20));
     requests.push(frame("b"));
+    await new Promise((r) => setTimeout(r, 150)); // b is on the server (queued or in flight), not still in our socket
     proc.child.kill("SIGTERM");
     await done; // resolves without throwing: a clean end, not an error
     expect(await proc.exited).toBe(0);
