@@ -9,7 +9,8 @@ import {
   type StreamDetectionsResponse,
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
 import { ClassFilterSchema, ErrorCode, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
-import { PushStream, StreamReader } from "./support/async-queue.js";
+import { RequestStream as PushStream } from "../src/http/request-stream.js";
+import { StreamReader } from "./support/async-queue.js";
 import { badFrames, sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
 

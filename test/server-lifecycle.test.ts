@@ -16,7 +16,7 @@ import {
   type StreamDetectionsResponse,
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
 import { FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
-import { PushStream } from "./support/async-queue.js";
+import { RequestStream as PushStream } from "../src/http/request-stream.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer } from "./support/server.js";
 

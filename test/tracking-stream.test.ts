@@ -10,7 +10,8 @@ import {
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
 import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { FrameSchema, SessionConfigSchema, type DetectionResult } from "../gen/hazard/stream/v1/types_pb.js";
-import { PushStream, StreamReader } from "./support/async-queue.js";
+import { RequestStream as PushStream } from "../src/http/request-stream.js";
+import { StreamReader } from "./support/async-queue.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
 

@@ -7,7 +7,7 @@ import {
   type StreamDetectionsRequest,
 } from "../../gen/hazard/stream/v1/detection_service_pb.js";
 import { DropReason } from "../../gen/hazard/stream/v1/types_pb.js";
-import { PushQueue } from "./push-queue.js";
+import { RequestStream } from "../../src/http/request-stream.js";
 import { fpsLimitFor, frameIdOf, messageOf, seqOf, type OpenDoor } from "./types.js";
 
 /**
@@ -16,7 +16,7 @@ import { fpsLimitFor, frameIdOf, messageOf, seqOf, type OpenDoor } from "./types
  */
 export const openGrpc: OpenDoor = async ({ baseUrl, fps, sink }) => {
   const client = createClient(DetectionService, createGrpcTransport({ baseUrl }));
-  const requests = new PushQueue<StreamDetectionsRequest>();
+  const requests = new RequestStream<StreamDetectionsRequest>();
   const abort = new AbortController();
   requests.push(create(StreamDetectionsRequestSchema, { message: { case: "start", value: { config: { fpsLimit: fpsLimitFor(fps) } } } }));
   let started!: () => void;

@@ -1,4 +1,5 @@
 import type { BoxCorners, TrackerDetection } from "./types.js";
+import { createRng } from "../synthetic/prng.js";
 
 /**
  * Ground-truth driving sequences for tracker tests: hazards lying on a flat road seen by a forward
@@ -267,14 +268,7 @@ function normal(rng: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
 }
 
-/** mulberry32: tiny, seedable and identical on every platform (Math.random is none of these). */
+/** The project's seeded PRNG (src/synthetic/prng.ts) as a bare function: same sequence on every platform. */
 export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
