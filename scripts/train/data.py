@@ -7,7 +7,6 @@ images are letterboxed exactly like the service (Ultralytics LetterBox: centred,
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -249,11 +248,32 @@ def collate(items):
     return imgs, gt, mask
 
 
-def batches(ds: Dataset, batch_size: int, rng: np.random.Generator, aug: AugConfig):
+def epoch_order(ds: Dataset, rng: np.random.Generator) -> np.ndarray:
     if ds.weights is None:
-        order = rng.permutation(len(ds))
-    else:  # repeat-factor sampling: same epoch length, rare-class images drawn more often
-        order = rng.choice(len(ds), len(ds), replace=True, p=ds.weights)
-    n = math.floor(len(ds) / batch_size)  # drop the ragged last batch: BN statistics of 2 images are noise
-    for k in range(n):
-        yield collate([ds.train_item(int(i), rng, aug) for i in order[k * batch_size:(k + 1) * batch_size]])
+        return rng.permutation(len(ds))
+    # repeat-factor sampling: same epoch length, rare-class images drawn more often
+    return rng.choice(len(ds), len(ds), replace=True, p=ds.weights)
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """The k-th augmented sample of an epoch, drawn with its own generator seeded by (seed, epoch, k):
+    the augmentation stream is the same whatever the number of loader workers or their scheduling."""
+
+    def __init__(self, ds: Dataset, order: np.ndarray, seed: int, epoch: int, aug: AugConfig):
+        self.ds, self.order, self.seed, self.epoch, self.aug = ds, order, seed, epoch, aug
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, k: int):
+        rng = np.random.default_rng([self.seed, self.epoch, k])
+        return self.ds.train_item(int(self.order[k]), rng, self.aug)
+
+
+def batches(ds: Dataset, batch_size: int, seed: int, epoch: int, aug: AugConfig, workers: int = 0):
+    rng = np.random.default_rng([seed, epoch])
+    items = EpochItems(ds, epoch_order(ds, rng), seed, epoch, aug)
+    # drop the ragged last batch: BN statistics of 2 images are noise
+    return torch.utils.data.DataLoader(items, batch_size=batch_size, shuffle=False, drop_last=True,
+                                       num_workers=workers, collate_fn=collate, pin_memory=workers > 0,
+                                       persistent_workers=False, prefetch_factor=4 if workers else None)

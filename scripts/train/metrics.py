@@ -97,15 +97,17 @@ def evaluate(dets: list[np.ndarray], gts: list[np.ndarray], names: list[str], co
 
 
 @torch.no_grad()
-def run_val(export_model, ds, batch_size=16, conf=0.001, iou=0.7, max_det=300, conf_thr=0.25, names=("crack", "pothole")):
+def run_val(export_model, ds, batch_size=16, conf=0.001, iou=0.7, max_det=300, conf_thr=0.25, names=("crack", "pothole"),
+            device="cpu"):
     """export_model: images [B,3,H,W] -> [B,4+nc,N]. Boxes mapped back to source pixels."""
     dets, gts = [], []
     for k in range(0, len(ds), batch_size):
         idx = range(k, min(k + batch_size, len(ds)))
         items = [ds.val_item(i) for i in idx]
         x = torch.from_numpy(np.stack([im for im, _, _, _ in items])).permute(0, 3, 1, 2).float().div_(255)
+        x = x.to(device)
         for (_, r, left, top), det, i in zip(items, postprocess(export_model(x), conf, iou, max_det), idx):
-            d = det.numpy().astype(np.float64)
+            d = det.float().cpu().numpy().astype(np.float64)
             d[:, [0, 2]] = (d[:, [0, 2]] - left) / r
             d[:, [1, 3]] = (d[:, [1, 3]] - top) / r
             w, h = ds.src_sizes[i]

@@ -1,10 +1,13 @@
-"""Trains the road-hazard detector from scratch on CPU.
+"""Trains the road-hazard detector from scratch, on CPU or on a CUDA GPU.
 
     /usr/bin/python3 scripts/train/train.py --config scripts/train/config.yaml
 
 Writes <output_dir>/<name>/{results.csv, results.jsonl, config.yaml, weights/last.pt, weights/best.pt}.
 `--resume` continues from weights/last.pt; every epoch reseeds from (seed, epoch), so a resumed run
-replays the same augmentation stream.
+replays the same augmentation stream. Each sample is augmented with its own generator seeded by
+(seed, epoch, index), so the stream does not depend on the number of loader workers.
+`--time-budget-min M` measures the first epoch and shortens the run to what fits in M minutes (the
+epochs actually run are logged; pass them as `--epochs N` to reproduce the run).
 """
 from __future__ import annotations
 
@@ -33,12 +36,22 @@ def main():
     ap.add_argument("--max-batches", type=int, help="smoke test: stop each epoch after this many batches")
     ap.add_argument("--name", help="override run name")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--data-root", help="override data.root (e.g. a packed copy, see pack-data.mjs)")
+    ap.add_argument("--device", help="override device: auto, cpu, cuda")
+    ap.add_argument("--workers", type=int, help="override data-loader worker processes")
+    ap.add_argument("--time-budget-min", type=float, help="fit the run into this many minutes of wall time")
     args = ap.parse_args()
     cfg = yaml.safe_load(open(args.config))
     if args.epochs:
         cfg["train"]["epochs"] = args.epochs
     if args.name:
         cfg["name"] = args.name
+    if args.data_root:
+        cfg["data"]["root"] = args.data_root
+    if args.device:
+        cfg["device"] = args.device
+    if args.workers is not None:
+        cfg["workers"] = args.workers
     setup_threads(cfg["threads"])
 
     import cv2
@@ -54,6 +67,15 @@ def main():
     torch.set_num_threads(cfg["threads"])
     cv2.setNumThreads(1)
     torch.manual_seed(cfg["seed"])
+    dev_name = cfg.get("device", "auto")
+    device = torch.device("cuda" if dev_name == "auto" and torch.cuda.is_available() else
+                          ("cpu" if dev_name == "auto" else dev_name))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        print(f"device: {torch.cuda.get_device_name(device)}", flush=True)
+    workers = int(cfg.get("workers", 0))
 
     run_dir = os.path.join(cfg["output_dir"], cfg["name"])
     os.makedirs(os.path.join(run_dir, "weights"), exist_ok=True)
@@ -75,6 +97,7 @@ def main():
     model = Detector(nc, tuple(m["widths"]), tuple(m["depths"]), m["neck_depth"], m["head_width"], m["head_convs"],
                      m.get("stem", "conv"))
     print(f"model: {count_params(model)} parameters", flush=True)
+    model.to(device)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -104,7 +127,7 @@ def main():
     start_epoch, updates, best = 0, 0, -1.0
     last_path = os.path.join(run_dir, "weights", "last.pt")
     if args.resume and os.path.exists(last_path):
-        ck = torch.load(last_path)
+        ck = torch.load(last_path, map_location=device)
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
@@ -122,16 +145,19 @@ def main():
 
     export_ema = ExportWrapper(ema).eval()
     for epoch in range(start_epoch, epochs):
+        if epoch >= epochs:  # shortened by --time-budget-min
+            break
         te = time.time()
-        rng = np.random.default_rng([cfg["seed"], epoch])
         torch.manual_seed(cfg["seed"] * 1000 + epoch)
         aug_cfg.mosaic = 0.0 if epoch >= epochs - tc["close_mosaic"] else cfg["augment"]["mosaic"]
         model.train()
         sums = {"box": 0.0, "cls": 0.0, "fg": 0.0}
         n = 0
-        for bi, (imgs, gt, mask) in enumerate(batches(train_ds, bs, rng, aug_cfg)):
+        for bi, (imgs, gt, mask) in enumerate(batches(train_ds, bs, cfg["seed"], epoch, aug_cfg, workers)):
             if bi >= per_epoch:
                 break
+            imgs = imgs.to(device, non_blocking=True)
+            gt, mask = gt.to(device, non_blocking=True), mask.to(device, non_blocking=True)
             it = epoch * per_epoch + bi
             lr = lr_at(it)
             for g in opt.param_groups:
@@ -161,9 +187,18 @@ def main():
                "loss_cls": round(sums["cls"] / n, 4), "fg_per_img": round(sums["fg"] / n, 1),
                "mosaic": aug_cfg.mosaic}
         train_s = time.time() - te
+        if args.time_budget_min and epoch == start_epoch:
+            fit_epochs = start_epoch + int(args.time_budget_min * 60 / train_s / 0.95)
+            if fit_epochs < epochs:
+                # (5 % for validation) the cosine schedule and close_mosaic follow the shortened run from the next update on
+                epochs = max(start_epoch + 1, fit_epochs)
+                cfg["train"]["epochs"] = epochs
+                total = epochs * per_epoch
+                print(f"time budget: {epochs} epochs fit in {args.time_budget_min} min", flush=True)
         if (epoch + 1) % tc["val_every"] == 0 or epoch == epochs - 1:
             vc = cfg["val"]
-            res = run_val(export_ema, val_ds, 16, vc["conf"], vc["iou"], vc["max_det"], vc["conf_report"], names)
+            res = run_val(export_ema, val_ds, 16, vc["conf"], vc["iou"], vc["max_det"], vc["conf_report"], names,
+                          device)
             for nm in names:
                 for k in ("p", "r", "ap50"):
                     row[f"{nm}_{k}"] = round(res[nm][k], 4)
@@ -185,7 +220,9 @@ def main():
             torch.save({"ema": ema.state_dict(), "epoch": epoch, "config": cfg, "metrics": row},
                        os.path.join(run_dir, "weights", "best.pt"))
         torch.save(ck, last_path)
-    print(f"done in {time.time() - t0:.0f}s; best map50 {best:.4f}", flush=True)
+    with open(os.path.join(run_dir, "config.yaml"), "w") as f:  # with the epochs actually run
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    print(f"done in {time.time() - t0:.0f}s; {epochs} epochs; best map50 {best:.4f}", flush=True)
 
 
 if __name__ == "__main__":
