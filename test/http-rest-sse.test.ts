@@ -8,7 +8,7 @@ import { startServer, type TestServer } from "./support/server.js";
 const MAX_FRAME_BYTES = 150_000;
 const MAX_REQUEST_BYTES = 400_000;
 
-/** The document's detection fields (track_id only appears when tracking is on). */
+/** The document's detection fields (track_id and track_confirmed only appear when tracking is on). */
 const DETECTION_KEYS = ["area", "bbox", "center_x", "center_y", "class_id", "class_name", "confidence", "height", "width"];
 
 describe("REST + SSE routes (real server, real clients)", () => {
@@ -111,7 +111,7 @@ describe("REST + SSE routes (real server, real clients)", () => {
     const found = detections[0] ?? [];
     expect(found.length).toBeGreaterThan(0);
     for (const d of found) {
-      expect(Object.keys(d).filter((k) => k !== "track_id").sort()).toEqual(DETECTION_KEYS);
+      expect(Object.keys(d).filter((k) => k !== "track_id" && k !== "track_confirmed").sort()).toEqual(DETECTION_KEYS);
       expect(d.confidence as number).toBeGreaterThanOrEqual(0.6);
     }
   });

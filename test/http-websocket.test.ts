@@ -51,7 +51,7 @@ asyncio.run(stream_detection())
 `;
 const SEED_DOC = join(SHARED_DIR, "seed/live-detection-streaming-api.md");
 
-/** The document's detection fields (track_id only appears when tracking is on). */
+/** The document's detection fields (track_id and track_confirmed only appear when tracking is on). */
 const DETECTION_KEYS = ["area", "bbox", "center_x", "center_y", "class_id", "class_name", "confidence", "height", "width"];
 
 const MAX_WS_MESSAGE_BYTES = 300_000;
@@ -169,7 +169,7 @@ describe("WebSocket /stream/detection (real server, real clients)", () => {
     const found = detections[0] ?? [];
     expect(found.length).toBeGreaterThan(0);
     for (const d of found) {
-      expect(Object.keys(d).filter((k) => k !== "track_id").sort()).toEqual(DETECTION_KEYS);
+      expect(Object.keys(d).filter((k) => k !== "track_id" && k !== "track_confirmed").sort()).toEqual(DETECTION_KEYS);
       const [x1, y1, x2, y2] = d.bbox as number[];
       expect(d.width).toBeCloseTo((x2 ?? 0) - (x1 ?? 0), 0);
       expect(d.height).toBeCloseTo((y2 ?? 0) - (y1 ?? 0), 0);

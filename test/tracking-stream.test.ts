@@ -22,7 +22,7 @@ describe("tracking on a live gRPC stream", () => {
   });
   afterAll(() => server.close());
 
-  it("gives stable track ids after confirmation, reports unique hazards, and emits one hazard event per track at the end", async () => {
+  it("gives stable track ids from the first frame, confirms them on the third, reports unique hazards, and emits one hazard event per track at the end", async () => {
     const transport = createGrpcTransport({ baseUrl: server.baseUrl });
     const client = createClient(DetectionService, transport);
     const sessions = createClient(SessionService, transport);
@@ -53,16 +53,23 @@ describe("tracking on a live gRPC stream", () => {
       expect(got?.message.case).toBe("result");
       if (got?.message.case === "result") results.push(got.message.value);
     }
-    // A track is reported from its third consecutive detection (tentative before that).
-    expect(results[0]?.detections.every((d) => d.trackId === undefined)).toBe(true);
+    // A track carries its id from its first detection, tentative until its third, confirmed (and
+    // flagged new) then.
+    const initial = results[0]?.detections.filter((d) => d.trackId !== undefined) ?? [];
+    expect(initial.length).toBeGreaterThan(0);
+    const ids = new Set(initial.map((d) => d.trackId));
+    for (const r of results.slice(0, 2)) {
+      const tracked = r.detections.filter((d) => d.trackId !== undefined);
+      expect(new Set(tracked.map((d) => d.trackId))).toEqual(ids);
+      expect(tracked.every((d) => !d.trackConfirmed && !d.trackIsNew)).toBe(true);
+    }
     const confirmed = results[2]?.detections.filter((d) => d.trackId !== undefined) ?? [];
-    expect(confirmed.length).toBeGreaterThan(0);
-    expect(confirmed.every((d) => d.trackIsNew)).toBe(true);
-    const ids = new Set(confirmed.map((d) => d.trackId));
+    expect(new Set(confirmed.map((d) => d.trackId))).toEqual(ids);
+    expect(confirmed.every((d) => d.trackIsNew && d.trackConfirmed)).toBe(true);
     for (const r of results.slice(3)) {
       const tracked = r.detections.filter((d) => d.trackId !== undefined);
       expect(new Set(tracked.map((d) => d.trackId))).toEqual(ids); // the same hazards keep their ids
-      expect(tracked.some((d) => d.trackIsNew)).toBe(false);
+      expect(tracked.every((d) => d.trackConfirmed && !d.trackIsNew)).toBe(true);
     }
 
     const stats = (await sessions.getSessionStats({ clientId })).stats;

@@ -17,23 +17,38 @@ function run(tracker: HazardTracker, frames: TrackerDetection[][], t0 = 1000, fp
 }
 
 describe("HazardTracker life cycle", () => {
-  it("reports a track only once confirmed, with isNew on the first reported frame", () => {
+  it("reports a track with its id from the first frame, tentative until confirmed, isNew on confirmation", () => {
     const tracker = new HazardTracker({ minHits: 3 });
     const out = run(tracker, [0, 1, 2, 3, 4].map((i) => [det(100 + 5 * i, 300)]));
-    expect(out[0].tracked).toEqual([]);
-    expect(out[1].tracked).toEqual([]);
-    expect(out[2].tracked).toMatchObject([{ trackId: 1, isNew: true }]);
-    expect(out[3].tracked).toMatchObject([{ trackId: 1, isNew: false }]);
-    expect(out[4].tracked).toMatchObject([{ trackId: 1, isNew: false }]);
+    expect(out[0].tracked).toMatchObject([{ trackId: 1, isNew: false, confirmed: false }]);
+    expect(out[1].tracked).toMatchObject([{ trackId: 1, isNew: false, confirmed: false }]);
+    expect(out[2].tracked).toMatchObject([{ trackId: 1, isNew: true, confirmed: true }]);
+    expect(out[3].tracked).toMatchObject([{ trackId: 1, isNew: false, confirmed: true }]);
+    expect(out[4].tracked).toMatchObject([{ trackId: 1, isNew: false, confirmed: true }]);
     expect(tracker.uniqueCounts()).toEqual(new Map([["pothole", 1]]));
   });
 
-  it("drops a tentative track that misses a frame, so a flicker never becomes a hazard", () => {
-    const tracker = new HazardTracker({ minHits: 3 });
-    const out = run(tracker, [[det(100, 300)], [det(100, 300)], [], [det(100, 300)], [det(100, 300)]]);
-    expect(out.flatMap((o) => o.tracked)).toEqual([]);
+  it("drops a tentative track that misses more than tentativeMisses frames, so a flicker never becomes a hazard", () => {
+    const tracker = new HazardTracker({ minHits: 3, tentativeMisses: 1 });
+    const out = run(tracker, [[det(100, 300)], [det(100, 300)], [], [], [det(100, 300)], [det(100, 300)]]);
+    expect(out.flatMap((o) => o.tracked).map((d) => [d.trackId, d.confirmed])).toEqual([
+      [1, false],
+      [1, false],
+      [2, false],
+      [2, false],
+    ]);
     expect(out.flatMap((o) => o.ended)).toEqual([]);
     expect(tracker.uniqueCounts().size).toBe(0);
+    expect(tracker.flush()).toEqual([]);
+  });
+
+  it("keeps a tentative track through one missed frame by default and confirms it on its minHits-th detection", () => {
+    const tracker = new HazardTracker({ minHits: 3 });
+    const out = run(tracker, [[det(100, 300)], [], [det(100, 300)], [det(100, 300)]]);
+    expect(out[2].tracked).toMatchObject([{ trackId: 1, confirmed: false }]);
+    expect(out[3].tracked).toMatchObject([{ trackId: 1, isNew: true, confirmed: true }]);
+    const strict = run(new HazardTracker({ minHits: 3, tentativeMisses: 0 }), [[det(100, 300)], [], [det(100, 300)], [det(100, 300)]]);
+    expect(strict[3].tracked).toMatchObject([{ trackId: 2, confirmed: false }]);
   });
 
   it("passes extra detection fields through and keeps input order", () => {
@@ -95,13 +110,16 @@ describe("HazardTracker life cycle", () => {
     expect(tracker.update([det(100, 300)], 3).tracked[0]).toMatchObject({ trackId: 4, isNew: true });
   });
 
-  it("hands out ids on confirmation, so reported ids count up without gaps", () => {
+  it("hands out ids at a track's first detection: a dropped flicker leaves a gap in the confirmed ids", () => {
     const tracker = new HazardTracker({ minHits: 3 });
     // A two-frame false positive first, then a real hazard.
-    const frames = [[det(600, 300, 30, 20, 0.4, CRACK)], [det(600, 300, 30, 20, 0.4, CRACK)], [], [det(100, 300)]];
+    const frames = [[det(600, 300, 30, 20, 0.4, CRACK)], [det(600, 300, 30, 20, 0.4, CRACK)], [], [], [det(100, 300)]];
     frames.push([det(102, 300)], [det(104, 300)]);
     const out = run(tracker, frames);
-    expect(out[5].tracked).toMatchObject([{ trackId: 1, isNew: true }]);
+    expect(out[0].tracked).toMatchObject([{ trackId: 1, confirmed: false }]);
+    expect(out[4].tracked).toMatchObject([{ trackId: 2, confirmed: false }]);
+    expect(out[6].tracked).toMatchObject([{ trackId: 2, isNew: true, confirmed: true }]);
+    expect(tracker.uniqueCounts()).toEqual(new Map([["pothole", 1]]));
   });
 
   it("never continues a track with another class", () => {
@@ -109,8 +127,8 @@ describe("HazardTracker life cycle", () => {
     const frames = [[det(100, 300)], [det(100, 300)], [det(100, 300, 40, 30, 0.9, CRACK)]];
     frames.push([det(100, 300, 40, 30, 0.9, CRACK)]);
     const out = run(tracker, frames);
-    expect(out[1].tracked).toMatchObject([{ trackId: 1, className: "pothole" }]);
-    expect(out[2].tracked).toEqual([]);
+    expect(out[1].tracked).toMatchObject([{ trackId: 1, className: "pothole", confirmed: true }]);
+    expect(out[2].tracked).toMatchObject([{ trackId: 2, className: "crack", confirmed: false }]);
     expect(out[3].tracked).toMatchObject([{ trackId: 2, className: "crack", isNew: true }]);
     expect(tracker.uniqueCounts()).toEqual(
       new Map([
@@ -178,6 +196,7 @@ describe("HazardTracker life cycle", () => {
   it("refuses inconsistent options", () => {
     expect(() => new HazardTracker({ lowThreshold: 0.6, highThreshold: 0.5 })).toThrow(RangeError);
     expect(() => new HazardTracker({ minHits: 0 })).toThrow(RangeError);
+    expect(() => new HazardTracker({ tentativeMisses: 0.5 })).toThrow(RangeError);
     expect(() => new HazardTracker({ matchIou: 1.5 })).toThrow(RangeError);
     expect(() => new HazardTracker({ maxLostSec: -1 })).toThrow(RangeError);
   });

@@ -58,6 +58,8 @@ export interface DetectionJson {
   height: number;
   area: number;
   track_id?: number;
+  /** With track_id: false while the track is tentative (see Detection.track_confirmed). */
+  track_confirmed?: boolean;
 }
 
 function bboxOf(b: BoundingBox | undefined): Bbox {
@@ -80,7 +82,10 @@ export function detectionJson(d: Detection): DetectionJson {
     height: px(h),
     area: px(w * h),
   };
-  if (d.trackId !== undefined) json.track_id = d.trackId;
+  if (d.trackId !== undefined) {
+    json.track_id = d.trackId;
+    json.track_confirmed = d.trackConfirmed;
+  }
   return json;
 }
 

@@ -47,6 +47,7 @@ export function toDetectionResult(
         className: d.className,
         trackId: d.trackId,
         trackIsNew: d.trackIsNew ?? false,
+        trackConfirmed: d.trackConfirmed ?? false,
       }),
     ),
     processingTimeMs: t.preprocessMs + t.inferenceMs + postprocessMs,

@@ -7,6 +7,7 @@ import type { TrackSummary } from "../tracking/types.js";
 export interface ReportedDetection extends PixelDetection {
   trackId?: number;
   trackIsNew?: boolean;
+  trackConfirmed?: boolean;
 }
 
 /**
@@ -42,7 +43,7 @@ export class SessionTracking {
     detections.forEach((d, i) => {
       if (d.confidence < reportThreshold) return;
       const t = trackOf.get(i);
-      reported.push(t ? Object.assign({}, d, { trackId: t.trackId, trackIsNew: t.isNew }) : d);
+      reported.push(t ? Object.assign({}, d, { trackId: t.trackId, trackIsNew: t.isNew, trackConfirmed: t.confirmed }) : d);
     });
     return { detections: reported, ended };
   }

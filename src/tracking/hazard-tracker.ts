@@ -16,9 +16,10 @@ import {
 type TrackState = "tentative" | "tracked" | "lost";
 
 interface Track<M> {
-  /** 0 while tentative: ids are handed out on confirmation so reported ids count up without gaps. */
   id: number;
   state: TrackState;
+  /** Processed frames in a row without a detection while tentative. */
+  misses: number;
   classId: number;
   className: string;
   kalman: KalmanState;
@@ -33,9 +34,11 @@ interface Track<M> {
 
 /**
  * ByteTrack-style multi-object tracker for one session's hazards. Deliberate differences from
- * ByteTrack: time comes from capture timestamps (see kalman.ts); a track must be detected in
- * `minHits` consecutive processed frames before it gets an id and is reported; tracks never match a
- * detection of another class; plain IoU cost (no score fusion), so a faint far-away hazard is not
+ * ByteTrack: time comes from capture timestamps (see kalman.ts); a track is reported with its id
+ * from its first detection but stays tentative (`confirmed: false`, not counted, no summary) until
+ * it has been detected `minHits` times, missing at most `tentativeMisses` processed frames in a row
+ * (ByteTrack reports nothing before confirmation, so a streaming client would lose those frames of
+ * every hazard for good); tracks never match a detection of another class; plain IoU cost (no score fusion), so a faint far-away hazard is not
  * penalised twice; size velocities are kept for lost tracks (ByteTrack zeroes them) because a hazard
  * seen from a moving car keeps growing while the detector misses it (zeroing them made no measurable
  * difference on the synthetic sequences either way).
@@ -116,23 +119,26 @@ export class HazardTracker<M = JsonObject> {
     for (const [t, di] of second.matches) hit(t, di);
     for (const t of second.unmatchedTracks) t.state = "lost";
 
-    // 3. Remaining high detections against tentative tracks; a tentative track that misses a frame
-    //    is dropped, so a flickering false positive never reaches minHits.
+    // 3. Remaining high detections against tentative tracks; a tentative track that misses more
+    //    than tentativeMisses frames in a row is dropped, so a flickering false positive never
+    //    reaches minHits.
     const tentative = this.tracks.filter((t) => t.state === "tentative");
     const third = this.associate(tentative, detections, first.unmatchedDetections, o.tentativeMatchIou);
     for (const [t, di] of third.matches) {
       hit(t, di);
       if (t.framesSeen >= o.minHits) this.confirm(t, confirmedNow);
     }
-    const dropped = new Set(third.unmatchedTracks);
+    for (const [t] of third.matches) t.misses = 0;
+    const dropped = new Set(third.unmatchedTracks.filter((t) => ++t.misses > o.tentativeMisses));
 
     // 4. New tentative tracks.
     for (const di of third.unmatchedDetections) {
       const d = detections[di];
       if (d.confidence < o.newTrackThreshold) continue;
       const t: Track<M> = {
-        id: 0,
+        id: this.nextId++,
         state: "tentative",
+        misses: 0,
         classId: d.classId,
         className: d.className,
         kalman: this.kalman.initiate(d),
@@ -155,8 +161,8 @@ export class HazardTracker<M = JsonObject> {
       const t = owner[i];
       // Not `{ ...d, trackId, isNew }`: on Node 20 a spread followed by more properties takes a slow
       // path, measured at ~10 µs per object (Object.assign: ~0.5 µs).
-      if (t === undefined || t.id === 0) return;
-      tracked.push(Object.assign({}, d, { trackId: t.id, isNew: confirmedNow.has(t) }));
+      if (t === undefined) return;
+      tracked.push(Object.assign({}, d, { trackId: t.id, isNew: confirmedNow.has(t), confirmed: t.state !== "tentative" }));
     });
     return { tracked, ended };
   }
@@ -190,7 +196,6 @@ export class HazardTracker<M = JsonObject> {
   }
 
   private confirm(t: Track<M>, confirmedNow: Set<Track<M>>): void {
-    t.id = this.nextId++;
     t.state = "tracked";
     confirmedNow.add(t);
     this.counts.set(t.className, (this.counts.get(t.className) ?? 0) + 1);
@@ -257,6 +262,7 @@ function validateOptions(o: TrackerOptions): TrackerOptions {
   }
   if (o.lowThreshold > o.highThreshold) throw new RangeError("lowThreshold must not exceed highThreshold");
   if (!Number.isInteger(o.minHits) || o.minHits < 1) throw new RangeError("minHits must be an integer >= 1");
+  if (!Number.isInteger(o.tentativeMisses) || o.tentativeMisses < 0) throw new RangeError("tentativeMisses must be an integer >= 0");
   if (!(o.maxLostSec >= 0)) throw new RangeError("maxLostSec must be >= 0");
   for (const key of ["matchBuffer", "positionNoise", "velocityNoise"] as const) {
     if (!(o[key] >= 0)) throw new RangeError(`${key} must be >= 0`);

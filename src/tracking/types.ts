@@ -9,12 +9,18 @@ export interface TrackerDetection {
   className: string;
 }
 
-/** A detection of a confirmed track, as reported for one frame. */
+/** A detection of a tentative or confirmed track, as reported for one frame. */
 export type TrackedDetection<D extends TrackerDetection = TrackerDetection> = D & {
-  /** Stable id of the physical hazard; counts up from 1 and is never reused by one tracker. */
+  /**
+   * Stable id of the physical hazard from its first detection on; counts up from 1 and is never
+   * reused by one tracker. Ids of tentative tracks that are dropped are not handed out again, so
+   * confirmed ids may have gaps.
+   */
   trackId: number;
-  /** True only on the first frame in which this track is reported. */
+  /** True only in the frame in which the track is confirmed (becomes a counted hazard). */
   isNew: boolean;
+  /** False while the track is tentative: it may still be dropped as a flicker and never counted. */
+  confirmed: boolean;
 };
 
 export interface BoxCorners {
@@ -52,7 +58,7 @@ export interface FrameRef<M = unknown> {
 }
 
 export interface FrameTrackResult<D extends TrackerDetection, M = unknown> {
-  /** Detections of confirmed tracks matched in this frame, in input order. */
+  /** Detections matched to a track (tentative or confirmed) in this frame, in input order. */
   tracked: TrackedDetection<D>[];
   /** Confirmed tracks that ended in this update (each track ends exactly once). */
   ended: TrackSummary<M>[];
@@ -71,8 +77,10 @@ export interface TrackerOptions {
   lowMatchIou: number;
   /** Minimum IoU between a tentative track and a high detection. */
   tentativeMatchIou: number;
-  /** Consecutive processed frames with a detection before a track is confirmed and reported. */
+  /** Detections (in processed frames) before a track is confirmed, counted and summarised. */
   minHits: number;
+  /** Processed frames in a row a tentative track may go undetected before it is dropped. */
+  tentativeMisses: number;
   /** Capture-time seconds a confirmed track survives without detections before it ends. */
   maxLostSec: number;
   /**
@@ -90,8 +98,12 @@ export interface TrackerOptions {
  * Score thresholds are Ultralytics' bytetrack.yaml (what users' YOLO models are tuned with); the IoU
  * gates are ByteTrack's (1 - 0.8, 0.5, 1 - 0.7). Ours:
  * - minHits 3 (SORT's; ByteTrack and Ultralytics confirm on the 2nd frame): on the synthetic
- *   sequences minHits 2 let every 2-frame false positive become a hazard, 3 let none through, at the
- *   cost of one more unreported frame per hazard.
+ *   sequences minHits 2 let every 2-frame false positive become a hazard, 3 let none through. Since
+ *   tentative tracks are reported with their ids, waiting longer costs no reported frames, only a
+ *   later `isNew` (the moment a hazard is counted).
+ * - tentativeMisses 1: a hazard the detector misses once among its first frames keeps its id
+ *   instead of restarting; on the synthetic sequences (43 km/h, every third frame dropped) this
+ *   raised IDF1 from 0.948 to 0.953 and let no 1–2-frame false positive through.
  * - maxLostSec 1: ByteTrack's 30-frame buffer at 30 FPS.
  * - velocityNoise 1/20, 8× ByteTrack's, and matchBuffer 0.3 (C-BIoU's first buffer): hazards seen
  *   from a car accelerate down the frame (perspective) and thin cracks lose IoU fast; on the synthetic
@@ -107,6 +119,7 @@ export const DEFAULT_TRACKER_OPTIONS: Readonly<TrackerOptions> = Object.freeze({
   lowMatchIou: 0.5,
   tentativeMatchIou: 0.3,
   minHits: 3,
+  tentativeMisses: 1,
   maxLostSec: 1.0,
   matchBuffer: 0.3,
   positionNoise: 1 / 20,
