@@ -1,6 +1,4 @@
 import {
-  DEFAULT_SYNTHETIC_OPTIONS,
-  generateSequence,
   hazardPoseAt,
   type HazardClass,
   type SyntheticHazard,
@@ -52,15 +50,18 @@ export interface DrivingSequenceOptions {
 export interface DrivingTruth extends GroundTruthBox {
   /** Stable id of the physical hazard across the sequence, from 1. */
   readonly id: number;
-  /** False while the hazard is washed out: it is in view but not drawn, so nothing can detect it. */
-  readonly visible: boolean;
+  /**
+   * How strongly the hazard is drawn, 0..1: 0 while it is washed out (in view but not drawn, so
+   * nothing can detect it), below 1 for a crack too far away to show fully, 1 otherwise.
+   */
+  readonly visibility: number;
   /** Distance ahead of the camera, metres. */
   readonly distanceM: number;
 }
 
 /**
  * One rendered frame. It is a RoadScene (encodeScene works on it); `boxes` are the boxes of the
- * visible hazards, `truth` every annotated hazard with its id.
+ * hazards drawn at all (visibility > 0), `truth` every annotated hazard with its id.
  */
 export interface DrivingFrame extends RoadScene {
   readonly index: number;
@@ -131,7 +132,7 @@ interface HazardPlan {
   hidden: Set<number>;
 }
 
-type HazardDrawing = { kind: "crack"; pose: CrackPose } | { kind: "pothole"; pose: PotholePose };
+type HazardDrawing = ({ kind: "crack"; pose: CrackPose } | { kind: "pothole"; pose: PotholePose }) & { visibility: number };
 
 export function createDrivingSequence(input: DrivingSequenceOptions): DrivingSequence {
   const o = { ...DEFAULT_DRIVING_OPTIONS, ...input };
@@ -153,22 +154,7 @@ export function createDrivingSequence(input: DrivingSequenceOptions): DrivingSeq
     cameraHeightM: 1.3,
     speedMps,
   };
-  // Hazards start 25–35 m ahead at 43 km/h: about 2.5 s from appearing to passing under the car.
-  const reach = Math.max(18, Math.min(35, 2.5 * speedMps));
-  const placed = generateSequence({
-    seed: o.seed,
-    durationSec: o.frames / fps,
-    fps,
-    hazards: o.hazards,
-    classes: DRIVING_HAZARD_CLASSES,
-    scene,
-    startDistanceM: [0.8 * reach, reach],
-    lateralM: HAZARD_LATERAL_M,
-    missProbability: 0,
-    falsePositiveRate: 0,
-    nonOverlapping: true,
-    startTimeSec: 0,
-  }).hazards;
+  const placed = placeHazards(o, scene);
 
   const plans: HazardPlan[] = placed.map((hazard) => {
     const rng = createRng(deriveSeed(o.seed, 3, hazard.id));
@@ -214,7 +200,7 @@ export function createDrivingSequence(input: DrivingSequenceOptions): DrivingSeq
         id: h.id,
         classId,
         className: HAZARD_CLASSES[classId],
-        visible: !plan.hidden.has(index),
+        visibility: plan.hidden.has(index) ? 0 : drawing.visibility,
         distanceM: h.startDistanceM - speedMps * (t - h.appearSec),
       });
     }
@@ -239,13 +225,14 @@ export function createDrivingSequence(input: DrivingSequenceOptions): DrivingSeq
     for (const plan of plans) {
       if (plan.hidden.has(index)) continue;
       const d = drawingOf(scene, plan, t);
-      if (d?.kind === "crack") drawCrack(canvas, d.pose);
+      if (d?.kind === "crack" && d.visibility > 0) drawCrack(canvas, d.pose);
     }
+    applyHaze(canvas, scene, hazeOf(asphalt));
     // Fresh sensor grain every frame, as a camera has.
     addGrain(canvas, deriveSeed(o.seed, 6, index), 3.5);
     const frameTruth = truth(index);
     const boxes: GroundTruthBox[] = frameTruth
-      .filter((b) => b.visible)
+      .filter((b) => b.visibility > 0)
       .map(({ x1, y1, x2, y2, classId, className }) => ({ x1, y1, x2, y2, classId, className }));
     return {
       index,
@@ -287,14 +274,74 @@ export function renderDrivingSequence(options: DrivingSequenceOptions): { sequen
   return { sequence, frames: [...sequence] };
 }
 
+/**
+ * Hazards at random distances, offsets and sizes, each appearing at a time that lets it pass
+ * completely within the sequence. Every pair stays apart in every frame, sideways by about their
+ * width: the default model merges nearby dark shapes side by side (two cracks, a row of small
+ * potholes near the horizon) into one crack box, and ground truth should stay unambiguous. Fewer hazards than
+ * asked for are placed when the road is too crowded.
+ */
+function placeHazards(o: Required<DrivingSequenceOptions>, scene: SyntheticScene): SyntheticHazard[] {
+  const rng = createRng(deriveSeed(o.seed, 2));
+  const uniform = ([lo, hi]: readonly [number, number]): number => rng.uniform(lo, hi);
+  // Hazards start 25–30 m ahead at 43 km/h (where the default model first sees a 1-m pothole),
+  // about 2.5 s before they pass under the car; nearer at low speed, so the wait stays short.
+  const reach = Math.max(18, Math.min(30, 2.5 * scene.speedMps));
+  const times = Array.from({ length: o.frames }, (_, i) => i / o.fps);
+  const durationSec = o.frames / o.fps;
+  const hazards: SyntheticHazard[] = [];
+  const paths: Array<Array<PixelBox | undefined>> = [];
+  for (let k = 0; k < o.hazards; k++) {
+    // The class is drawn once per hazard, not per try, so crowding does not favour small potholes.
+    const cls = DRIVING_HAZARD_CLASSES[rng.int(0, DRIVING_HAZARD_CLASSES.length - 1)]!;
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const h: SyntheticHazard = {
+        id: hazards.length + 1,
+        classId: cls.id,
+        className: cls.name,
+        appearSec: 0,
+        startDistanceM: uniform([0.85 * reach, reach]),
+        lateralM: uniform(HAZARD_LATERAL_M),
+        widthM: uniform(cls.widthM),
+        aspect: uniform(cls.aspect),
+        baseConfidence: 1,
+      };
+      const passSec = (h.startDistanceM - 1.5) / scene.speedMps;
+      h.appearSec = Math.floor(rng.next() * Math.max(1, (durationSec - passSec) * o.fps)) / o.fps;
+      const path = times.map((t) => spacedBox(scene, h, t));
+      if (paths.some((other) => path.some((b, i) => b !== undefined && overlaps(b, other[i])))) continue;
+      hazards.push(h);
+      paths.push(path);
+      break;
+    }
+  }
+  return hazards;
+}
+
+/** The hazard's box while it is in view, grown by half its width and a quarter of its height on each side. */
+function spacedBox(scene: SyntheticScene, h: SyntheticHazard, t: number): PixelBox | undefined {
+  const p = hazardPoseAt(scene, h, t);
+  if (!p) return undefined;
+  const mx = p.w / 2 + 10;
+  const my = p.h / 4 + 4;
+  const box = { x1: p.cx - p.w / 2 - mx, y1: p.cy - p.h / 2 - my, x2: p.cx + p.w / 2 + mx, y2: p.cy + p.h / 2 + my };
+  return box.x2 > 0 && box.x1 < scene.width && box.y1 < scene.height ? box : undefined;
+}
+
+function overlaps(a: PixelBox, b: PixelBox | undefined): boolean {
+  return b !== undefined && a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+}
+
 function checkIndex(index: number, frames: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= frames) throw new RangeError(`frame index ${index} out of range`);
 }
 
 /**
  * The hazard's drawing at time t: its box follows the ground-truth generator's pinhole projection.
- * A crack's line width grows with its size up to the painter's widest (far cracks are thin and
- * faint, as real ones are); potholes keep their look and scale.
+ * A crack's line width grows with its size up to the painter's widest, and a crack shorter than
+ * 50 px does not show at all, fading in up to 90 px: far cracks are thin and faint, as real ones
+ * are, and the default model boxes a crack shorter than its 60-px templates far too large.
+ * Potholes keep their look at every scale.
  */
 function drawingOf(scene: SyntheticScene, plan: HazardPlan, t: number): HazardDrawing | undefined {
   const p = hazardPoseAt(scene, plan.hazard, t);
@@ -303,11 +350,13 @@ function drawingOf(scene: SyntheticScene, plan: HazardPlan, t: number): HazardDr
   if (plan.crack) {
     const angle = plan.slant * Math.atan(aspect);
     const length = p.w / Math.cos(angle);
-    const width = Math.max(0.8, plan.crack.width * Math.min(1, p.w / 90));
-    return { kind: "crack", pose: { ...plan.crack, cx: p.cx, cy: p.cy, length, angle, width } };
+    const width = Math.max(1, plan.crack.width * Math.min(1, p.w / 60));
+    const visibility = Math.min(1, Math.max(0, (length - 50) / 40));
+    const depth = 1 - (1 - plan.crack.depth) * visibility;
+    return { kind: "crack", pose: { ...plan.crack, cx: p.cx, cy: p.cy, length, angle, width, depth }, visibility };
   }
   if (plan.pothole) {
-    return { kind: "pothole", pose: { ...plan.pothole, cx: p.cx, cy: p.cy, size: p.w, aspect: 1 / aspect } };
+    return { kind: "pothole", pose: { ...plan.pothole, cx: p.cx, cy: p.cy, size: p.w, aspect: 1 / aspect }, visibility: 1 };
   }
   return undefined;
 }
@@ -325,8 +374,10 @@ function annotatedBox(d: HazardDrawing, width: number, height: number): PixelBox
 function paintBackground(scene: SyntheticScene, asphalt: AsphaltStyle, lanes: boolean): Canvas {
   const canvas = createCanvas(scene.width, scene.height);
   paintAsphalt(canvas, asphalt);
+  // The sky meets the road in a haze as bright as the asphalt: a bright sky over a dark road edge
+  // and the lane lines converging on it would make thin dark wedges the crack filters fire on.
   const top: Rgb = [150, 178, 212];
-  const low: Rgb = [205, 212, 218];
+  const low = hazeOf(asphalt);
   const d = canvas.data;
   for (let y = 0; y < scene.horizonY; y++) {
     const f = y / Math.max(1, scene.horizonY - 1);
@@ -364,13 +415,31 @@ function paintRoadLine(canvas: Canvas, scene: SyntheticScene, line: RoadLine): v
     }
     const centre = cx + (scene.focalPx * line.lateralM) / z;
     const half = (scene.focalPx * line.widthM) / (2 * z);
-    // A line thinner than a pixel is drawn one pixel wide and proportionally faint.
-    const strength = Math.min(1, 2 * half);
+    // A line thinner than a pixel is drawn one pixel wide and proportionally faint; far away
+    // (over 30 m) the paint fades out, so lines do not converge into thin wedges at the horizon.
+    const strength = Math.min(1, 2 * half) * Math.min(1, Math.max(0, (60 - z) / 30));
+    if (strength <= 0) continue;
     const x0 = Math.max(0, Math.floor(centre - half - 1));
     const x1 = Math.min(scene.width - 1, Math.ceil(centre + half + 1));
     for (let x = x0; x <= x1; x++) {
       const cover = Math.min(1, Math.max(0.5, half) + 0.5 - Math.abs(x + 0.5 - centre));
       if (cover > 0) blendPixel(canvas, x, y, paint, cover * strength * 0.9);
     }
+  }
+}
+
+function hazeOf(asphalt: AsphaltStyle): Rgb {
+  const [r, g, b] = asphalt.base;
+  return [r * 1.1 + 6, g * 1.1 + 8, b * 1.1 + 12];
+}
+
+/** Aerial perspective: the road (hazards included) fades into the haze with distance. */
+function applyHaze(canvas: Canvas, scene: SyntheticScene, haze: Rgb): void {
+  for (let y = Math.ceil(scene.horizonY); y < scene.height; y++) {
+    const below = y + 0.5 - scene.horizonY;
+    const z = (scene.focalPx * scene.cameraHeightM) / below;
+    const alpha = Math.min(0.85, Math.max(0, (z - 25) / 60));
+    if (alpha <= 0) break;
+    for (let x = 0; x < scene.width; x++) blendPixel(canvas, x, y, haze, alpha);
   }
 }
