@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InferenceEngine } from "../src/inference/engine.js";
 import { loadEngine, ModelLoadError } from "../src/inference/load-engine.js";
 import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js";
+import { Detector } from "../src/pipeline/detector.js";
+import { chwTensor } from "../src/pipeline/letterbox.js";
+import { sceneJpeg } from "./support/images.js";
 
 const modelPath = fileURLToPath(new URL("../../shared/testdata/models/pothole-yolov8n-640-int8/best_dynamic_int8.onnx", import.meta.url));
 const present = existsSync(modelPath);
@@ -64,6 +67,56 @@ describe.skipIf(!present)("onnxruntime engine on a real YOLOv8 export", () => {
     await expect(engine.run({ data: new Float32Array(10), dims: [1, 3, 64, 64] })).rejects.toThrow();
     const ok = await engine.run({ data: new Float32Array(3 * 64 * 64), dims: [1, 3, 64, 64] });
     expect(ok.dims).toEqual([1, 6, 84]);
+  });
+});
+
+describe("the engine makes the float tensor from RGB bytes (runImage)", () => {
+  const defaultModel = fileURLToPath(new URL("../models/road-hazard-filter.onnx", import.meta.url));
+  let engine: InferenceEngine;
+  beforeAll(async () => {
+    engine = await createOnnxRuntimeEngine({ modelPath: defaultModel, concurrency: 1, threads: 1 });
+  });
+  afterAll(() => engine?.close());
+
+  const rgbImage = (width: number, height: number, seed: number) => ({
+    data: Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 7919 + seed * 104729) % 251),
+    width,
+    height,
+  });
+
+  it("gives exactly the output of run() on the tensor made on this thread, at every size, reusing its buffers", async () => {
+    for (const [w, h, seed] of [[320, 224, 1], [320, 224, 2], [256, 256, 3], [320, 224, 4]] as const) {
+      const image = rgbImage(w, h, seed);
+      const here = await engine.run(chwTensor(image));
+      const there = await engine.runImage?.({ ...image, data: image.data.slice() }, { transferInput: true });
+      expect(there?.dims).toEqual(here.dims);
+      expect(there?.data).toEqual(here.data);
+    }
+  });
+
+  it("gives the same detections through the Detector as the tensor made on this thread", async () => {
+    const limits = { maxImageBytes: 8 << 20, maxImagePixels: 16_000_000 };
+    const onThisThread: InferenceEngine = {
+      backend: engine.backend,
+      device: engine.device,
+      model: engine.model,
+      concurrency: engine.concurrency,
+      run: (input, options) => engine.run(input, options),
+      close: async () => undefined,
+    };
+    for (const seed of [11, 12]) {
+      const { bytes } = await sceneJpeg(seed);
+      const viaWorker = await new Detector(engine, limits).detect(bytes);
+      const viaMain = await new Detector(onThisThread, limits).detect(bytes);
+      expect(viaWorker.detections.length).toBeGreaterThan(0);
+      expect(viaWorker.detections).toEqual(viaMain.detections);
+    }
+  });
+
+  it("refuses bytes that do not match the stated size and keeps serving", async () => {
+    await expect(engine.runImage?.({ data: new Uint8Array(10), width: 64, height: 64 })).rejects.toThrow(/expected 12288 RGB bytes/);
+    const ok = await engine.runImage?.(rgbImage(64, 64, 5));
+    expect(ok?.dims[0]).toBe(1);
   });
 });
 

@@ -9,6 +9,7 @@ import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js"
 import type { OvAddon, OvCompiledModel, OvDimension, OvModel, OvOutput, OvTensor } from "../src/inference/openvino-addon.js";
 import { loadOpenVino } from "../src/inference/openvino-addon.js";
 import { createOpenVinoEngine } from "../src/inference/openvino-engine.js";
+import { chwTensor } from "../src/pipeline/letterbox.js";
 
 const modelPath = fileURLToPath(new URL("../../shared/testdata/models/pothole-yolov8n-640-int8/best_dynamic_int8.onnx", import.meta.url));
 const modelPresent = existsSync(modelPath);
@@ -56,7 +57,7 @@ describe("backend selection", () => {
  * about the real runtime; the describe above does that where openvino-node loads.
  */
 function fakeAddon(opts: { inputDims: OvDimension[]; refuseF16?: boolean; optimalRequests?: number }) {
-  const log = { compiled: [] as Array<{ shape: string; config: Record<string, string> }>, inflight: 0, maxInflight: 0 };
+  const log = { compiled: [] as Array<{ shape: string; config: Record<string, string> }>, inflight: 0, maxInflight: 0, inputs: [] as Float32Array[] };
   const port = (name: string, dims: OvDimension[]): OvOutput => ({
     getAnyName: () => name,
     getPartialShape: () => ({ isDynamic: () => dims.some((d) => d === -1 || Array.isArray(d)), getDimensions: () => dims, toString: () => `[${dims.join(",")}]` }),
@@ -96,6 +97,7 @@ function fakeAddon(opts: { inputDims: OvDimension[]; refuseF16?: boolean; optima
               await new Promise((r) => setTimeout(r, 10));
               log.inflight--;
               const shape = (inputs as Record<string, Tensor>).images.getShape();
+              log.inputs.push((inputs as Record<string, Tensor>).images.getData().slice());
               return { output0: new Tensor("f32", [1, 6, shape[2]], new Float32Array(6 * shape[2])) };
             },
           }),
@@ -131,6 +133,25 @@ describe("OpenVINO engine logic against a fake addon (API shape only)", () => {
     expect(log.compiled.map((c) => c.shape)).toEqual(["[1,3,480,640]", "[1,3,320,320]"]);
     await engine.close();
     await expect(engine.run(input(480, 640))).rejects.toThrow(/closed/);
+  });
+
+  it("makes the planar float input from RGB bytes off the event loop, as run() would get it", async () => {
+    const { addon, log } = fakeAddon({ inputDims: [-1, 3, -1, -1], optimalRequests: 2 });
+    const engine = await createOpenVinoEngine(addon, { modelPath: join(dir, "best.xml") });
+    try {
+      const image = (seed: number) => ({ data: Uint8Array.from({ length: 480 * 640 * 3 }, (_, i) => (i + seed) % 256), width: 640, height: 480 });
+      // More runs than requests: each request's buffer is reused, and every run still gets its own pixels.
+      const outs = await Promise.all([1, 2, 3, 4, 5].map((seed) => engine.runImage?.(image(seed))));
+      expect(outs.every((o) => o?.dims.join() === "1,6,480")).toBe(true);
+      const expected = [1, 2, 3, 4, 5].map((seed) => chwTensor(image(seed)).data);
+      expect(log.inputs).toHaveLength(5);
+      for (const got of log.inputs) expect(expected.some((e) => e.every((v, i) => v === got[i]))).toBe(true);
+      expect(new Set(log.inputs.map((d) => d[0]))).toEqual(new Set(expected.map((d) => d[0])));
+      await expect(engine.runImage?.({ data: new Uint8Array(12), width: 640, height: 480 })).rejects.toThrow(/RGB bytes/);
+      expect((await engine.runImage?.(image(6)))?.dims).toEqual([1, 6, 480]);
+    } finally {
+      await engine.close();
+    }
   });
 
   it("passes the f16 hint where accepted and refuses other sizes on a static model", async () => {

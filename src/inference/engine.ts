@@ -23,12 +23,24 @@ export interface Tensor {
   readonly dims: readonly number[];
 }
 
+/** Interleaved 8-bit RGB (HWC, 3 bytes a pixel), already letterboxed to the size the model runs at. */
+export interface RgbImage {
+  readonly data: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+}
+
 export interface RunOptions {
   /**
    * The caller gives up `input.data`: a backend running on another thread may take its buffer
    * without copying it, leaving the caller's array detached (empty). Without it the input is copied.
    */
   transferInput?: boolean;
+  /**
+   * Called when the run starts, after any wait for a free worker or infer request, so callers can
+   * tell the wait (load) apart from the inference itself.
+   */
+  onStart?: () => void;
 }
 
 /**
@@ -44,5 +56,11 @@ export interface InferenceEngine {
   readonly concurrency: number;
   /** Runs the model on an NCHW float32 RGB 0..1 input; returns the model's first output. */
   run(input: Tensor, options?: RunOptions): Promise<Tensor>;
+  /**
+   * The same on an RGB image: the backend makes the planar float tensor itself, off the event loop
+   * and into memory it reuses, with the numbers `hwcToChw` gives. Backends without it get a tensor
+   * made on the caller's thread.
+   */
+  runImage?(image: RgbImage, options?: RunOptions): Promise<Tensor>;
   close(): Promise<void>;
 }

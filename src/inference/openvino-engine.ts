@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { dirname, extname, join } from "node:path";
-import type { InferenceEngine, ModelInfo, Tensor } from "./engine.js";
+import type { InferenceEngine, ModelInfo, RgbImage, RunOptions, Tensor } from "./engine.js";
 import { resolveModelInfo, type Dim } from "./model-info.js";
 import { parseMetadataYaml, parseOnnxMetadata, type UltralyticsMetadata } from "./model-metadata.js";
 import { readOnnxMetadataProps } from "./onnx-metadata.js";
-import type { OvAddon, OvCompiledModel, OvCore, OvInferRequest, OvModel, OvOutput } from "./openvino-addon.js";
+import type { OvAddon, OvCompiledModel, OvCore, OvInferRequest, OvModel, OvOutput, OvTensor } from "./openvino-addon.js";
+import { PlanarConverter } from "./planar-converter.js";
 import { ResourcePool } from "./resource-pool.js";
 
 export type PerformanceHint = "LATENCY" | "THROUGHPUT";
@@ -49,6 +50,9 @@ async function readMetadata(modelPath: string): Promise<UltralyticsMetadata> {
 class OpenVinoEngine implements InferenceEngine {
   readonly backend = "openvino";
   readonly #variants = new Map<string, Promise<Variant>>();
+  /** Each infer request's input memory for runImage (a request always has the same input size). */
+  readonly #planes = new WeakMap<OvInferRequest, Float32Array<ArrayBuffer>>();
+  #converter: PlanarConverter | undefined;
   #closed = false;
 
   constructor(
@@ -68,15 +72,37 @@ class OpenVinoEngine implements InferenceEngine {
     return this.native.requests;
   }
 
-  async run(input: Tensor): Promise<Tensor> {
-    if (this.#closed) throw new Error("the inference engine is closed");
+  async run(input: Tensor, options?: RunOptions): Promise<Tensor> {
     const [, , h, w] = input.dims;
+    return this.#infer(h, w, options, async () => new this.addon.Tensor("f32", [...input.dims], input.data));
+  }
+
+  /**
+   * openvino-node's preprocessing (PrePostProcessor) can take u8 NHWC and convert type and layout,
+   * but has no scale step in JavaScript, so the model would see 0..255. The planar 0..1 tensor is
+   * made on a worker thread instead, into memory each infer request keeps (no 5 MB per frame).
+   */
+  async runImage(image: RgbImage, options?: RunOptions): Promise<Tensor> {
+    const { width: w, height: h } = image;
+    return this.#infer(h, w, options, async (request) => {
+      this.#converter ??= new PlanarConverter();
+      const kept = this.#planes.get(request);
+      // A failed conversion leaves the kept buffer detached (empty): start a new one then.
+      const into = kept !== undefined && kept.length === 3 * w * h ? kept : new Float32Array(3 * w * h);
+      const planar = await this.#converter.convert(image, into);
+      this.#planes.set(request, planar);
+      return new this.addon.Tensor("f32", [1, 3, h, w], planar);
+    });
+  }
+
+  async #infer(h: number, w: number, options: RunOptions | undefined, input: (request: OvInferRequest) => Promise<OvTensor>): Promise<Tensor> {
+    if (this.#closed) throw new Error("the inference engine is closed");
     const variant = await this.#variant(h, w);
     const inputName = variant.compiled.inputs[0].getAnyName();
     const outputName = variant.compiled.outputs[0].getAnyName();
     return variant.pool.use(async (request) => {
-      const tensor = new this.addon.Tensor("f32", [...input.dims], input.data);
-      const result = await request.inferAsync({ [inputName]: tensor });
+      options?.onStart?.();
+      const result = await request.inferAsync({ [inputName]: await input(request) });
       const out = result[outputName] ?? Object.values(result)[0];
       if (out === undefined) throw new Error("OpenVINO returned no output");
       // A copy: the request's output memory is reused by the next run as soon as it is back in the pool.
@@ -112,6 +138,7 @@ class OpenVinoEngine implements InferenceEngine {
     const variants = await Promise.allSettled(this.#variants.values());
     await Promise.all(variants.map((v) => (v.status === "fulfilled" ? v.value.pool.close() : undefined)));
     this.#variants.clear();
+    await this.#converter?.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Sharp } from "sharp";
-import type { Tensor } from "../inference/engine.js";
+import { hwcToChw } from "../inference/chw.mjs";
+import type { RgbImage, Tensor } from "../inference/engine.js";
 
 /** Where the source image lands inside the model input. */
 export interface Letterbox {
@@ -47,20 +48,13 @@ export function letterbox(srcWidth: number, srcHeight: number, dstWidth: number,
   };
 }
 
-const TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
 /**
- * Decodes, resizes and pads in one libvips pipeline to interleaved RGB bytes, then makes the planar
- * float tensor in a single pass: one decoded buffer and one tensor, no intermediate images.
- * Bilinear like Ultralytics' cv2.INTER_LINEAR; alpha is dropped and gray/CMYK become sRGB, as
- * cv2.imread(IMREAD_COLOR) does.
+ * Decodes, resizes and pads in one libvips pipeline to interleaved RGB bytes: one decoded buffer,
+ * no intermediate images. Bilinear like Ultralytics' cv2.INTER_LINEAR; alpha is dropped and
+ * gray/CMYK become sRGB, as cv2.imread(IMREAD_COLOR) does. The engine makes the float tensor
+ * (`InferenceEngine.runImage`), off the event loop.
  */
-export async function letterboxTensor(
-  image: Sharp,
-  box: Letterbox,
-  dstWidth: number,
-  dstHeight: number,
-): Promise<Tensor> {
+export async function letterboxRgb(image: Sharp, box: Letterbox, dstWidth: number, dstHeight: number): Promise<RgbImage> {
   const { data, info } = await image
     .resize(box.width, box.height, { fit: "fill", kernel: "linear" })
     .extend({
@@ -77,12 +71,16 @@ export async function letterboxTensor(
   if (info.width !== dstWidth || info.height !== dstHeight || info.channels !== 3) {
     throw new Error(`letterbox produced ${info.width}×${info.height}×${info.channels}, expected ${dstWidth}×${dstHeight}×3`);
   }
-  const plane = dstWidth * dstHeight;
-  const out = new Float32Array(3 * plane);
-  for (let i = 0, p = 0; i < plane; i++, p += 3) {
-    out[i] = TO_UNIT[data[p]];
-    out[plane + i] = TO_UNIT[data[p + 1]];
-    out[2 * plane + i] = TO_UNIT[data[p + 2]];
-  }
-  return { data: out, dims: [1, 3, dstHeight, dstWidth] };
+  return { data, width: dstWidth, height: dstHeight };
+}
+
+/** The planar float 0..1 tensor of an RGB image, made on this thread (engines without runImage). */
+export function chwTensor(image: RgbImage): Tensor {
+  const { width, height } = image;
+  return { data: hwcToChw(image.data, new Float32Array(3 * width * height), width, height), dims: [1, 3, height, width] };
+}
+
+/** letterboxRgb then chwTensor: the model input as a float tensor, made on this thread. */
+export async function letterboxTensor(image: Sharp, box: Letterbox, dstWidth: number, dstHeight: number): Promise<Tensor> {
+  return chwTensor(await letterboxRgb(image, box, dstWidth, dstHeight));
 }

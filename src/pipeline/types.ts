@@ -25,6 +25,8 @@ export interface PixelDetection {
 
 export interface FrameTimings {
   preprocessMs: number;
+  /** Waiting for a free engine worker: load, not work, so not part of inferenceMs. */
+  engineWaitMs: number;
   inferenceMs: number;
   postprocessMs: number;
 }

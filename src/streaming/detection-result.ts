@@ -50,6 +50,7 @@ export function toDetectionResult(
         trackConfirmed: d.trackConfirmed ?? false,
       }),
     ),
+    // Waiting for an engine worker is queueing (load), not processing.
     processingTimeMs: t.preprocessMs + t.inferenceMs + postprocessMs,
     timestamp: frame.timestamp > 0 ? frame.timestamp : extra.receivedAtMs / 1000,
     imageWidth: found.imageWidth,
@@ -58,7 +59,7 @@ export function toDetectionResult(
     inputWidth: found.inputWidth,
     inputHeight: found.inputHeight,
     timings: create(TimingsSchema, {
-      queueMs: extra.queueMs,
+      queueMs: extra.queueMs + t.engineWaitMs,
       preprocessMs: t.preprocessMs,
       inferenceMs: t.inferenceMs,
       postprocessMs,
