@@ -8,7 +8,7 @@ import { Quality } from "../gen/hazard/stream/v1/types_pb.js";
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { HealthState, OVERALL } from "./rpc/health-state.js";
 import { createServer, type HazardServer } from "./server.js";
-import { SessionManager } from "./streaming/session-manager.js";
+import { defaultSlots, SessionManager } from "./streaming/session-manager.js";
 import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import type { SessionStore } from "./store/session-store.js";
@@ -80,9 +80,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     },
     queueSize: config.streaming.queueSize,
     sessionTimeoutMs: config.streaming.sessionTimeoutSec * 1000,
-    // One frame decoding while the engine's runs are busy keeps both the CPU and the engine fed.
-    slots: engine.concurrency + 1,
-    engineConcurrency: engine.concurrency,
+    slots: config.inference.slots || defaultSlots(engine.concurrency),
+    unaryQueueSize: config.limits.detectQueueSize,
     model: m,
     logger,
   });
@@ -94,7 +93,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const health = new HealthState();
   health.setStatus(OVERALL, HealthCheckResponse_ServingStatus.SERVING);
   const server = createServer({
-    deps: { sessions, detector, engine, maxFrameBytes: config.limits.maxFrameBytes, startedAtMs: Date.now(), health },
+    deps: { sessions, engine, maxFrameBytes: config.limits.maxFrameBytes, startedAtMs: Date.now(), health },
     sessions,
     logger,
     tls,

@@ -11,6 +11,8 @@ export interface Config {
     backend: "auto" | "openvino" | "onnxruntime";
     /** Threads per inference run; 0 lets the backend decide. */
     threads: number;
+    /** Frames processed at once (decode + inference); 0 sizes it to the engine and the cores. */
+    slots: number;
     device: string;
     cacheDir: string;
     performanceHint: "LATENCY" | "THROUGHPUT";
@@ -18,6 +20,8 @@ export interface Config {
   limits: {
     maxFrameBytes: number;
     maxImagePixels: number;
+    /** Unary Detect calls that may wait for a processing slot; more are refused (RESOURCE_EXHAUSTED). */
+    detectQueueSize: number;
   };
   streaming: {
     sessionTimeoutSec: number;
@@ -102,6 +106,7 @@ export function loadConfig(env: Env = process.env): Config {
     inference: {
       backend: oneOf(env, "INFERENCE_BACKEND", "auto", ["auto", "openvino", "onnxruntime"] as const),
       threads: num(env, "INFERENCE_THREADS", 0, 0, 256),
+      slots: num(env, "INFERENCE_SLOTS", 0, 0, 256),
       device: str(env, "OPENVINO_DEVICE", "AUTO"),
       cacheDir: str(env, "OPENVINO_CACHE_DIR", ".cache/openvino"),
       performanceHint: oneOf(env, "OPENVINO_PERFORMANCE_HINT", "LATENCY", ["LATENCY", "THROUGHPUT"] as const),
@@ -110,6 +115,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxFrameBytes,
       // 8K UHD is 33 Mpx; the default leaves headroom while refusing decompression bombs.
       maxImagePixels: num(env, "MAX_IMAGE_PIXELS", 40_000_000, 1, 1_000_000_000),
+      detectQueueSize: num(env, "DETECT_QUEUE_SIZE", 32, 1, 100_000),
     },
     streaming,
     detection: {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -8,7 +8,7 @@ import {
   type StreamDetectionsRequest,
   type StreamDetectionsResponse,
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
-import { ClassFilterSchema, ErrorCode, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
+import { ClassFilterSchema, ErrorCode, ErrorDetailSchema, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { RequestStream as PushStream } from "../src/http/request-stream.js";
 import { StreamReader } from "./support/async-queue.js";
 import { badFrames, sceneJpeg } from "./support/images.js";
@@ -130,5 +130,46 @@ describe("gRPC bidi StreamDetections (h2c, real server)", () => {
     const out = (await reader.until(isOutcome("c1"))).at(-1);
     expect(out?.message.case).toBe("result");
     requests.end();
+  });
+});
+
+describe("unary Detect shares the processing slots (bounded queue)", () => {
+  let server: TestServer;
+  let client: Client<typeof DetectionService>;
+
+  beforeAll(async () => {
+    server = await startServer({ INFERENCE_SLOTS: "1", DETECT_QUEUE_SIZE: "2", STREAMING_MAX_FPS: "240", STREAMING_DEFAULT_FPS: "240" });
+    client = createClient(DetectionService, createGrpcTransport({ baseUrl: server.baseUrl }));
+  });
+  afterAll(() => server.close());
+
+  it("refuses a flood beyond the queue with RESOURCE_EXHAUSTED and a retry hint, while a session keeps its turns", async () => {
+    const { bytes } = await sceneJpeg(12);
+    const requests = new PushStream<StreamDetectionsRequest>();
+    const reader = new StreamReader(client.streamDetections(requests));
+    requests.push(frameMsg("s1", bytes));
+    // One frame in the slot, two calls waiting: the rest of the burst is refused at once, not queued.
+    const calls = Array.from({ length: 16 }, (_, i) =>
+      client.detect({ frame: create(FrameSchema, { frameId: `u${i}`, imageData: bytes }) }).then(
+        (r) => ({ ok: r.result?.frameId }),
+        (e: unknown) => ({ err: ConnectError.from(e) }),
+      ),
+    );
+    requests.push(frameMsg("s2", bytes));
+    const outcomes = await Promise.all(calls);
+    const refused = outcomes.flatMap((o) => ("err" in o ? [o.err] : []));
+    expect(outcomes.filter((o) => "ok" in o).length).toBeGreaterThanOrEqual(2);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const err of refused) {
+      expect(err.code).toBe(Code.ResourceExhausted);
+      expect(err.findDetails(ErrorDetailSchema)[0]?.code).toBe(ErrorCode.RESOURCE_EXHAUSTED);
+      expect(Number(err.metadata.get("grpc-retry-pushback-ms"))).toBeGreaterThanOrEqual(100);
+      expect(Number(err.metadata.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    }
+    // The session's frames were processed in turn with the unary calls, not after all of them.
+    const s2 = (await reader.until(isOutcome("s2"))).at(-1);
+    expect(s2?.message.case).toBe("result");
+    requests.end();
+    for (let m = await reader.next(); m !== undefined; m = await reader.next()) expect(m.message.case).not.toBe("result");
   });
 });

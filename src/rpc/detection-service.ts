@@ -14,7 +14,7 @@ import { ErrorCode, FrameErrorSchema, type Frame, type FrameError } from "../../
 import { detectOptionsFor, toDetectionResult } from "../streaming/detection-result.js";
 import type { LiveSession } from "../streaming/live-session.js";
 import { applyConfig } from "../streaming/session-config.js";
-import type { FrameDetector, SessionManager } from "../streaming/session-manager.js";
+import type { SessionManager } from "../streaming/session-manager.js";
 import { SubscriberQueue } from "../streaming/subscriber-queue.js";
 import { streamDoorKey } from "./door-context.js";
 import { apiError, errorCodeOfConnectError, toApiError } from "./errors.js";
@@ -22,7 +22,6 @@ import { PendingFrames, terminalFrameId } from "./pending-frames.js";
 
 export interface DetectionServiceDeps {
   sessions: SessionManager;
-  detector: FrameDetector;
   maxFrameBytes: number;
   /** Responses a stream may hold for a client that stops reading before it is cut off. */
   streamBufferCapacity?: number;
@@ -48,16 +47,17 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
   const now = deps.now ?? Date.now;
   const capacity = deps.streamBufferCapacity ?? 256;
 
-  async function detect(req: DetectRequest): Promise<DetectResponse> {
+  async function detect(req: DetectRequest, ctx: HandlerContext): Promise<DetectResponse> {
     const receivedAtMs = now();
     checkFrame(req.frame, deps.maxFrameBytes);
     const frame = req.frame;
     try {
       const limits = deps.sessions.limits;
       const config = applyConfig(limits.defaults, req.config, limits);
-      const found = await deps.detector.detect(frame.imageData, detectOptionsFor(config, limits.classNames));
+      // Through the sessions' scheduler: a turn like a session's, a bounded wait, no unbounded pile-up.
+      const { found, queueMs } = await deps.sessions.detectOnce(frame.imageData, detectOptionsFor(config, limits.classNames), ctx.signal);
       return create(DetectResponseSchema, {
-        result: toDetectionResult(frame, found, { configVersion: 0, queueMs: 0, receivedAtMs }),
+        result: toDetectionResult(frame, found, { configVersion: 0, queueMs, receivedAtMs }),
       });
     } catch (err) {
       throw toApiError(err, frame.frameId);

@@ -5,6 +5,7 @@ import { PipelineError } from "../pipeline/types.js";
 import { errorCodeOf } from "../streaming/detection-result.js";
 import { ConfigValidationError } from "../streaming/session-config.js";
 import { SessionNotFoundError } from "../streaming/session-manager.js";
+import { ServerBusyError } from "../streaming/unary-queue.js";
 import { StoreUnavailableError } from "../store/session-store.js";
 
 const CONNECT_CODE: Record<ErrorCode, Code> = {
@@ -29,12 +30,24 @@ export function apiError(code: ErrorCode, message: string, extra: { field?: stri
   ]);
 }
 
+/**
+ * RESOURCE_EXHAUSTED with when to retry: in the message, as `retry-after` (seconds, as HTTP has it)
+ * and as `grpc-retry-pushback-ms`, which gRPC clients with a retry policy honour.
+ */
+export function busyError(retryAfterMs: number): ConnectError {
+  const err = apiError(ErrorCode.RESOURCE_EXHAUSTED, `the server is busy; retry in ${(retryAfterMs / 1000).toFixed(1)} s`);
+  err.metadata.set("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  err.metadata.set("grpc-retry-pushback-ms", String(Math.round(retryAfterMs)));
+  return err;
+}
+
 /** Maps domain errors to API errors; unknown errors become INTERNAL without leaking their message. */
 export function toApiError(err: unknown, frameId?: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof ConfigValidationError) return apiError(ErrorCode.INVALID_CONFIG, err.message, { field: err.field });
   if (err instanceof SessionNotFoundError) return apiError(ErrorCode.SESSION_NOT_FOUND, err.message);
   if (err instanceof StoreUnavailableError) return apiError(ErrorCode.SERVICE_UNAVAILABLE, err.message);
+  if (err instanceof ServerBusyError) return busyError(err.retryAfterMs);
   if (err instanceof PipelineError) return apiError(errorCodeOf(err), err.message, { frameId });
   return apiError(ErrorCode.INTERNAL, "internal error", { frameId });
 }

@@ -2,18 +2,22 @@
 export interface FrameSource<F> {
   hasPending(): boolean;
   takeNext(): F | undefined;
+  /** Frames of this source processed at once; 1 (the default) keeps a session's results in frame order. */
+  readonly maxInFlight?: number;
 }
 
 /**
  * Shares a fixed number of processing slots among sessions in round-robin order: each session
  * with a waiting frame gets one frame processed per round, so a session that floods cannot starve
  * one that sends two frames a second. A session has at most one frame in flight, so its results
- * (and its tracker updates) stay in frame order.
+ * (and its tracker updates) stay in frame order; a source that allows more (unary calls) still gets
+ * one frame per round while others wait, and every free slot when none does.
  */
 export class FrameScheduler<S extends FrameSource<F>, F> {
   private readonly ready: S[] = [];
   private readonly queued = new Set<S>();
-  private readonly busy = new Set<S>();
+  /** Frames in flight per source. */
+  private readonly busy = new Map<S, number>();
   private running = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -32,7 +36,7 @@ export class FrameScheduler<S extends FrameSource<F>, F> {
 
   /** Called when `source` has a new frame waiting. */
   notify(source: S): void {
-    if (!this.queued.has(source) && !this.busy.has(source)) {
+    if (!this.queued.has(source) && (this.busy.get(source) ?? 0) < (source.maxInFlight ?? 1)) {
       this.queued.add(source);
       this.ready.push(source);
     }
@@ -57,10 +61,18 @@ export class FrameScheduler<S extends FrameSource<F>, F> {
       const frame = source.takeNext();
       if (frame === undefined) continue;
       this.running++;
-      this.busy.add(source);
+      const inFlight = (this.busy.get(source) ?? 0) + 1;
+      this.busy.set(source, inFlight);
+      // Back of the line for its next frame: one per round.
+      if (inFlight < (source.maxInFlight ?? 1) && source.hasPending()) {
+        this.queued.add(source);
+        this.ready.push(source);
+      }
       void this.process(source, frame).finally(() => {
         this.running--;
-        this.busy.delete(source);
+        const left = (this.busy.get(source) ?? 1) - 1;
+        if (left > 0) this.busy.set(source, left);
+        else this.busy.delete(source);
         if (source.hasPending()) this.notify(source);
         else this.pump();
         if (this.running === 0 && this.ready.length === 0) {

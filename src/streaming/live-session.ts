@@ -58,6 +58,8 @@ export class LiveSession {
   /** Frames per second this session is told it may send (fps_limit, or less under load). */
   allowedFps: number;
   readonly counters = new SessionCounters();
+  /** Frames offered (admitted or not) since the manager last took the count: this session's demand. */
+  private offered = 0;
   /** Tracker state lives where the session's frames are processed. */
   readonly tracking = new SessionTracking();
   ended = false;
@@ -101,6 +103,13 @@ export class LiveSession {
     this.allowedFps = Math.min(this.allowedFps, r.config.fpsLimit);
   }
 
+  /** Frames offered since the last call; resets the count. */
+  takeOffered(): number {
+    const n = this.offered;
+    this.offered = 0;
+    return n;
+  }
+
   flowControl(reason: string): FlowControl {
     return create(FlowControlSchema, { allowedFps: this.allowedFps, reason });
   }
@@ -108,6 +117,7 @@ export class LiveSession {
   /** Admits a frame (FPS limit, queue bound) without waiting for it to be processed. */
   submit(frame: Frame, nowMs: number): SubmitOutcome {
     this.lastActivityMs = nowMs;
+    this.offered++;
     if (frame.frameId === "") frame.frameId = `${this.clientId.slice(0, 8)}-${++this.frameSeq}`;
     if (!this.limiter.tryAcquire(nowMs)) {
       this.drop(frame.frameId, DropReason.FPS_LIMIT);
