@@ -41,8 +41,9 @@ export interface BenchOptions {
 }
 
 export const USAGE = `npm run bench -- [options]
-  --model LIST       default | yolo | pothole | all | path.onnx, comma-separated (default: default)
-                     default = models/road-hazard-filter.onnx, yolo = models/road-hazard-yolo.onnx,
+  --model LIST       default | filter | pothole | all | path.onnx, comma-separated (default: default)
+                     default (alias yolo) = models/road-hazard-yolo.onnx, the trained default model (photos),
+                     filter = models/road-hazard-filter.onnx (synthetic scenes),
                      pothole = ../shared/.../best_dynamic_int8.onnx (skipped when absent)
   --frame-size WxH   synthetic frame size (default 640x480); photo models use the photos as they are
   --sessions LIST    session counts for the scaling runs (default: 1,2,4,... up to 3x capacity)
@@ -76,10 +77,10 @@ function resolveModels(raw: string): { models: ModelChoice[]; skipped: string[] 
     else throw new Error(`model ${path} not found`);
   };
   for (const item of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
-    if (item === "default" || item === "filter" || item === "all") {
-      add("default", resolve(REPO_ROOT, "models/road-hazard-filter.onnx"), false, false);
+    if (item === "default" || item === "yolo" || item === "all") {
+      add("default", resolve(REPO_ROOT, "models/road-hazard-yolo.onnx"), true, false);
     }
-    if (item === "yolo" || item === "all") add("yolo", resolve(REPO_ROOT, "models/road-hazard-yolo.onnx"), true, true);
+    if (item === "filter" || item === "all") add("filter", resolve(REPO_ROOT, "models/road-hazard-filter.onnx"), false, false);
     if (item === "pothole" || item === "all") add("pothole", SHARED_YOLO, true, true);
     if (!["default", "filter", "yolo", "pothole", "all"].includes(item)) {
       const path = isAbsolute(item) ? item : resolve(process.cwd(), item);

@@ -30,8 +30,8 @@ export function ratioRows(m: ModelResult, doors: readonly DoorName[]): RatioRow[
   const rows: RatioRow[] = [];
   const bareP50 = pairedBareP50(m);
   const of = (door: DoorName) => m.points.filter((p) => p.door === door);
-  // A fixed-filter model's latency is mostly decode and elementwise ops; the brief gives it an
-  // absolute allowance instead of a ratio.
+  // The brief gives the service's default model an absolute allowance (bare + 3 ms) and other
+  // models a ratio.
   const isDefault = m.label === "default";
 
   for (const p of m.paired) {

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
 import { createApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
@@ -12,11 +13,26 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts the real service on 127.0.0.1 and an ephemeral port, with env overrides. */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", ...env });
-  const app = await createApp(config, createLogger(config.logLevel));
+/**
+ * Starts the real service on 127.0.0.1 and an ephemeral port, with env overrides (MODEL_PATH defaults
+ * to FILTER_MODEL, not the service's trained default); by default it
+ * resolves once the model is loaded (the API serves). `waitReady: false` returns as soon as the
+ * port listens (health NOT_SERVING, API UNAVAILABLE until the model loads).
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: { waitReady?: boolean; logger?: Logger } = {},
+): Promise<TestServer> {
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    MODEL_PATH: FILTER_MODEL,
+    ...env,
+  });
+  const app = await createApp(config, options.logger ?? createLogger(config.logLevel));
   const address = await app.server.listen(config.port, config.host);
+  if (options.waitReady !== false) await app.ready;
   return {
     app,
     address,
@@ -24,6 +40,12 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     close: () => app.close(),
   };
 }
+
+/**
+ * The fixed-filter model built for the synthetic road scenes the tests draw: deterministic, and it finds
+ * exactly what the scene generator paints. Tests that mean the trained default pass MODEL_PATH.
+ */
+export const FILTER_MODEL = fileURLToPath(new URL("../../models/road-hazard-filter.onnx", import.meta.url));
 
 /** `../shared` beside the checkout: real models and photos (test use only, never copied here). */
 export const SHARED_DIR = fileURLToPath(new URL("../../../shared/", import.meta.url));
