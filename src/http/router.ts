@@ -15,6 +15,7 @@ import { sendJson, sendJsonAndClose } from "./reply.js";
 import { createRestRoutes, type RestRoute } from "./rest-routes.js";
 import { serveSse } from "./sse.js";
 import { WebSocketDoor } from "./websocket.js";
+import { createDemoPage } from "../web/demo-page.js";
 
 /**
  * The HTTP adapter: the document's REST, SSE and WebSocket routes as a thin translation layer over
@@ -60,6 +61,7 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
   const cors = createCorsPolicy(opts.corsOrigins);
   const shutdown = new AbortController();
   const health = createClient(Health, opts.transport);
+  const demo = createDemoPage({ logger });
   const rest = createRestRoutes({ sessions, health, maxRequestBytes: opts.maxRequestBytes, now });
   const ws = new WebSocketDoor({
     detection,
@@ -118,6 +120,7 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname.replace(/\/+$/, "") || "/";
     if (!path.startsWith("/stream/")) {
+      if (demo.handles(path)) return demo.serve(req, res, path);
       // Neither an RPC nor one of ours: answer like connect-node's own fallback.
       res.writeHead(404);
       res.end();
