@@ -154,7 +154,8 @@ describe("WebSocket /stream/detection (real server, real clients)", () => {
       };
       ws.onerror = (e) => reject(new Error(e.message));
     });
-    expect(ws.extensions).toContain("permessage-deflate");
+    // ws offers permessage-deflate as browsers do; the server declines it unless WS_PERMESSAGE_DEFLATE.
+    expect(ws.extensions).toBe("");
     ws.close();
 
     expect(messages).toHaveLength(1); // nothing unprompted before the result
@@ -360,5 +361,22 @@ describe("WebSocket /stream/detection (real server, real clients)", () => {
     expect(status).toBe(426);
     expect(headers.get("upgrade")).toBe("websocket");
     expect(json).toMatchObject({ type: "error", error_code: "INVALID_MESSAGE" });
+  });
+});
+
+describe("WebSocket permessage-deflate on request (WS_PERMESSAGE_DEFLATE=true)", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ WS_PERMESSAGE_DEFLATE: "true" });
+  });
+  afterAll(() => server.close());
+
+  it("negotiates it with a client that offers it, and frames still work", async () => {
+    const c = new WsClient(`ws://127.0.0.1:${server.address.port}/stream/detection`);
+    await c.opened;
+    expect(c.ws.extensions).toContain("permessage-deflate");
+    c.ws.send((await sceneJpeg(12)).bytes, { binary: true });
+    expect((await c.next()).type).toBe("detection_result");
+    c.close();
   });
 });

@@ -67,6 +67,7 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
     detection,
     maxMessageBytes: opts.maxWsMessageBytes,
     pingIntervalMs: opts.wsPingIntervalMs,
+    perMessageDeflate: opts.wsPerMessageDeflate ?? false,
     cors,
     logger,
     now,
