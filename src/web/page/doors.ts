@@ -1,26 +1,15 @@
-import type { Detection as DetectionProto, DetectionResult } from "../../../gen/hazard/stream/v1/types_pb.js";
-import type { WatchSessionResponse } from "../../../gen/hazard/stream/v1/session_service_pb.js";
-import { DropReason } from "../../../gen/hazard/stream/v1/types_pb.js";
-import {
-  ApiError,
-  configFromPatch,
-  DetectionSocket,
-  errorCodeName,
-  errorCodeOf,
-  HazardStreamClient,
-  RestSseSession,
-  type ConfigJson,
-  type ConfigPatch,
-  type DetectionJson,
-  type ServerMessage,
-} from "../../client/index.js";
 import { ConnectError } from "@connectrpc/connect";
+import { DropReason } from "../../../gen/hazard/stream/v1/types_pb.js";
+import { configFromPatch, DetectionSocket, HazardStreamClient, RestSseSession, type ConfigPatch } from "../../client/index.js";
+import { errorEvent, jsonEvent, resultEvent, watchEvent, type DoorEvent } from "./events.js";
 
 /**
  * One interface over the five ways a browser can stream frames, so the page's loop does not care
  * which door it drives: send a frame with the page's own id, get exactly one answer event for it
  * (result, error or dropped). No DOM here.
  */
+
+export type { Box, DoorEvent } from "./events.js";
 
 export type DoorKind = "ws-binary" | "ws-json" | "rest-sse" | "connect-unary" | "connect-session";
 
@@ -40,25 +29,6 @@ export const DOORS: ReadonlyArray<{ kind: DoorKind; label: string; note: string 
   },
 ];
 
-export interface Box {
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-  confidence: number;
-  className: string;
-  trackId?: number;
-}
-
-export type DoorEvent =
-  | { kind: "result"; frameId: string; boxes: Box[]; width: number; height: number; processingMs: number; configVersion: number }
-  | { kind: "error"; frameId?: string; code: string; message: string }
-  | { kind: "dropped"; frameId: string; reason: string }
-  | { kind: "allowance"; fps: number; reason: string }
-  | { kind: "config"; config: ConfigJson; version: number }
-  | { kind: "hazard"; trackId: number; className: string; framesSeen: number }
-  | { kind: "closed"; reason: string };
-
 export interface Door {
   readonly kind: DoorKind;
   /** The session, for doors that have one (every door but connect-unary). */
@@ -73,74 +43,6 @@ export interface DoorOptions {
   baseUrl: string;
   config: ConfigPatch;
   onEvent: (e: DoorEvent) => void;
-}
-
-export function boxFromJson(d: DetectionJson): Box {
-  const [x1, y1, x2, y2] = d.bbox;
-  return { x1, y1, x2, y2, confidence: d.confidence, className: d.class_name, ...(d.track_id === undefined ? {} : { trackId: d.track_id }) };
-}
-
-export function boxFromProto(d: DetectionProto): Box {
-  const b = d.bbox;
-  return {
-    x1: b?.x1 ?? 0,
-    y1: b?.y1 ?? 0,
-    x2: b?.x2 ?? 0,
-    y2: b?.y2 ?? 0,
-    confidence: d.confidence,
-    className: d.className,
-    ...(d.trackId === undefined ? {} : { trackId: d.trackId }),
-  };
-}
-
-function resultEvent(r: DetectionResult, frameId = r.frameId, configVersion = r.configVersion): DoorEvent {
-  return {
-    kind: "result",
-    frameId,
-    boxes: r.detections.map(boxFromProto),
-    width: r.imageWidth,
-    height: r.imageHeight,
-    processingMs: r.processingTimeMs,
-    configVersion,
-  };
-}
-
-/** A JSON message (WebSocket, SSE) as a door event; `frameId` maps the server's id to the page's. */
-function jsonEvent(m: ServerMessage, frameId: (serverId: string) => string | undefined): DoorEvent | undefined {
-  switch (m.type) {
-    case "detection_result": {
-      const d = m.data;
-      const id = frameId(d.frame_id);
-      if (id === undefined) return undefined;
-      return {
-        kind: "result",
-        frameId: id,
-        boxes: d.detections.map(boxFromJson),
-        width: d.image_width,
-        height: d.image_height,
-        processingMs: d.processing_time_ms,
-        configVersion: d.config_version,
-      };
-    }
-    case "error": {
-      const id = m.frame_id === null ? undefined : frameId(m.frame_id);
-      return { kind: "error", ...(id === undefined ? {} : { frameId: id }), code: m.error_code, message: m.error };
-    }
-    case "frame_dropped": {
-      const id = frameId(m.frame_id);
-      return id === undefined ? undefined : { kind: "dropped", frameId: id, reason: m.reason };
-    }
-    case "flow_control":
-      return { kind: "allowance", fps: m.allowed_fps, reason: m.reason };
-    case "config_applied":
-      return { kind: "config", config: m.config, version: m.config_version };
-    case "hazard":
-      return { kind: "hazard", trackId: m.data.track_id, className: m.data.class_name, framesSeen: m.data.frames_seen };
-    case "session_ended":
-      return { kind: "closed", reason: `session ended (${m.reason})` };
-    default:
-      return undefined;
-  }
 }
 
 export async function openDoor(kind: DoorKind, o: DoorOptions): Promise<Door> {
@@ -222,8 +124,11 @@ async function openRestDoor(o: DoorOptions): Promise<Door> {
   };
 }
 
+/** Frames as protobuf bytes: Connect's JSON would carry every image as base64 (a third larger, and encoded in JS). */
+const frameClient = (baseUrl: string) => new HazardStreamClient({ baseUrl, protocol: "connect", useBinaryFormat: true });
+
 function openUnaryDoor(o: DoorOptions): Door {
-  const rpc = new HazardStreamClient({ baseUrl: o.baseUrl, protocol: "connect" });
+  const rpc = frameClient(o.baseUrl);
   // Detect has no session: thresholds travel with every call; fps_limit and tracking do not apply.
   let config = o.config;
   let version = 1;
@@ -246,7 +151,7 @@ function openUnaryDoor(o: DoorOptions): Door {
 }
 
 async function openSessionDoor(o: DoorOptions): Promise<Door> {
-  const rpc = new HazardStreamClient({ baseUrl: o.baseUrl, protocol: "connect" });
+  const rpc = frameClient(o.baseUrl);
   // Server streaming over gRPC-Web: what a browser behind a grpc-web proxy would use.
   const watcher = new HazardStreamClient({ baseUrl: o.baseUrl, protocol: "grpc-web" });
   const session = await rpc.createSession(configFromPatch(o.config));
@@ -284,45 +189,3 @@ async function openSessionDoor(o: DoorOptions): Promise<Door> {
   };
 }
 
-/** A WatchSession event as a door event (results keep the frame ids the page sent). */
-export function watchEvent(ev: WatchSessionResponse): DoorEvent | undefined {
-  const e = ev.event;
-  switch (e.case) {
-    case "result":
-      return resultEvent(e.value);
-    case "error":
-      return { kind: "error", frameId: e.value.frameId, code: errorCodeName(e.value.code), message: e.value.message };
-    case "dropped":
-      return { kind: "dropped", frameId: e.value.frameId, reason: DropReason[e.value.reason] ?? "UNSPECIFIED" };
-    case "flowControl":
-      return { kind: "allowance", fps: e.value.allowedFps, reason: e.value.reason };
-    case "hazard":
-      return { kind: "hazard", trackId: e.value.trackId, className: e.value.className, framesSeen: e.value.framesSeen };
-    case "configApplied": {
-      const c = e.value.config;
-      return {
-        kind: "config",
-        version: e.value.configVersion,
-        config: {
-          fps_limit: c?.fpsLimit ?? 0,
-          confidence_threshold: c?.confidenceThreshold ?? 0,
-          iou_threshold: c?.iouThreshold ?? 0,
-          enable_tracking: c?.enableTracking ?? false,
-          max_detections: c?.maxDetections ?? 0,
-          classes: [...(c?.classFilter?.classNames ?? [])],
-          quality: "",
-        },
-      };
-    }
-    case "ended":
-      return { kind: "closed", reason: "session ended" };
-    default:
-      return undefined;
-  }
-}
-
-function errorEvent(err: unknown, frameId: string): DoorEvent {
-  if (err instanceof ApiError) return { kind: "error", frameId, code: err.code, message: err.message };
-  const e = ConnectError.from(err);
-  return { kind: "error", frameId, code: errorCodeName(errorCodeOf(e)), message: e.rawMessage };
-}

@@ -1,9 +1,10 @@
-import { ConnectError } from "@connectrpc/connect";
-import { HazardStreamClient, type ConfigPatch } from "../../client/index.js";
+import type { ConfigPatch } from "../../client/index.js";
 import { cameraSource, fileSource, JpegGrabber, type FrameSource } from "./capture.js";
-import { DOORS, openDoor, watchEvent, type Box, type Door, type DoorEvent, type DoorKind } from "./doors.js";
+import { DOORS, openDoor, type Box, type Door, type DoorEvent, type DoorKind } from "./doors.js";
+import { findElements, messageOf } from "./elements.js";
 import { clearBoxes, colorOf, drawBoxes, labelOf } from "./overlay.js";
 import { LiveStats } from "./stats.js";
+import { WatchPanel } from "./watch-panel.js";
 
 /**
  * The demo page: DOM wiring only. Frames leave at the session's FPS (or the server's lower
@@ -11,61 +12,25 @@ import { LiveStats } from "./stats.js";
  * frames faster than a loaded server answers them, and queueing them only adds latency.
  *
  * For automation (the browser test) the page mirrors its state in data attributes: #stage
- * data-state / data-results / data-boxes / data-classes / data-config-version / data-max-in-flight, #watch-summary
- * data-events / data-results.
+ * data-state, data-results, data-boxes, data-classes, data-config-version, data-max-in-flight,
+ * data-client-id; #status data-state; each #detections item data-class, data-confidence,
+ * data-bbox, data-track.
  */
 
-function el<T extends HTMLElement>(id: string, type: new () => T): T {
-  const e = document.getElementById(id);
-  if (!(e instanceof type)) throw new Error(`#${id} is missing from the page`);
-  return e;
-}
-
-const ui = {
-  viewer: el("viewer", HTMLElement),
-  stage: el("stage", HTMLDivElement),
-  video: el("video", HTMLVideoElement),
-  still: el("still", HTMLImageElement),
-  overlay: el("overlay", HTMLCanvasElement),
-  placeholder: el("placeholder", HTMLParagraphElement),
-  status: el("status", HTMLSpanElement),
-  source: el("source", HTMLSelectElement),
-  file: el("file", HTMLInputElement),
-  door: el("door", HTMLSelectElement),
-  doorNote: el("door-note", HTMLParagraphElement),
-  fps: el("fps", HTMLInputElement),
-  fpsOut: el("fps-out", HTMLOutputElement),
-  conf: el("conf", HTMLInputElement),
-  confOut: el("conf-out", HTMLOutputElement),
-  tracking: el("tracking", HTMLInputElement),
-  pipelining: el("pipelining", HTMLInputElement),
-  watch: el("watch", HTMLInputElement),
-  configNote: el("config-note", HTMLParagraphElement),
-  start: el("start", HTMLButtonElement),
-  stop: el("stop", HTMLButtonElement),
-  detections: el("detections", HTMLOListElement),
-  watchSummary: el("watch-summary", HTMLParagraphElement),
-  watchLog: el("watch-log", HTMLOListElement),
-  stat: {
-    fps: el("stat-fps", HTMLElement),
-    latency: el("stat-latency", HTMLElement),
-    server: el("stat-server", HTMLElement),
-    drops: el("stat-drops", HTMLElement),
-    hazards: el("stat-hazards", HTMLElement),
-    inflight: el("stat-inflight", HTMLElement),
-  },
-};
+const ui = findElements();
+const watchPanel = new WatchPanel(ui.watchSummary, ui.watchLog);
+const grabber = new JpegGrabber();
 
 /** More than this in flight only fills server queues (frames get SUPERSEDED there). */
 const MAX_PIPELINE = 4;
 /** An answer later than this is given up on, so one lost message cannot stall the stream. */
 const ANSWER_TIMEOUT_MS = 5000;
-const WATCH_LOG_LINES = 12;
 
 interface Run {
   door: Door;
   source: FrameSource;
   stats: LiveStats;
+  /** Page frame id → when it was grabbed. */
   inFlight: Map<string, number>;
   seq: number;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,20 +42,27 @@ interface Run {
 }
 
 let run: Run | undefined;
-const grabber = new JpegGrabber();
 
-for (const d of DOORS) ui.door.add(new Option(d.label, d.kind));
-const doorInfo = (kind: string) => DOORS.find((d) => d.kind === kind) ?? DOORS[0];
+type RunState = "idle" | "starting" | "running" | "error";
 
 function config(): ConfigPatch {
   return { fps_limit: Number(ui.fps.value), confidence_threshold: Number(ui.conf.value), enable_tracking: ui.tracking.checked };
 }
 
-function setStatus(text: string, state: "idle" | "starting" | "running" | "error"): void {
+/** The run's state (also on the stage, for automation). */
+function setState(state: RunState, text: string): void {
   ui.status.textContent = text;
   ui.status.dataset.state = state;
   ui.stage.dataset.state = state;
 }
+
+/** A problem with one frame or one request: shown, while the run goes on. */
+function notice(text: string): void {
+  ui.status.textContent = text;
+  ui.status.dataset.state = "warn";
+}
+
+const doorInfo = (kind: string) => DOORS.find((d) => d.kind === kind);
 
 function showDoorNote(): void {
   const info = doorInfo(ui.door.value);
@@ -100,24 +72,24 @@ function showDoorNote(): void {
 
 async function start(): Promise<void> {
   await stop();
-  setStatus("starting…", "starting");
+  setState("starting", "starting…");
   ui.start.disabled = true;
   let source: FrameSource | undefined;
   try {
     source = await openSource();
     const kind = ui.door.value as DoorKind;
-    const stats = new LiveStats();
-    const pending: DoorEvent[] = [];
+    // Events may come before openDoor resolves (a WebSocket's first notices): held until the run exists.
+    const early: DoorEvent[] = [];
     let current: Run | undefined;
     const door = await openDoor(kind, {
       baseUrl: location.origin,
       config: config(),
-      onEvent: (e) => (current ? onDoorEvent(current, e) : pending.push(e)),
+      onEvent: (e) => (current ? onDoorEvent(current, e) : early.push(e)),
     });
     current = {
       door,
       source,
-      stats,
+      stats: new LiveStats(),
       inFlight: new Map(),
       seq: 0,
       timer: undefined,
@@ -128,24 +100,27 @@ async function start(): Promise<void> {
       stopped: false,
     };
     run = current;
-    for (const e of pending) onDoorEvent(current, e);
     ui.viewer.style.setProperty("--aspect", String(source.width / source.height));
     ui.placeholder.hidden = true;
-    ui.stage.dataset.results = "0";
-    ui.stage.dataset.maxInFlight = "0";
-    ui.stage.dataset.classes = "";
-    ui.stage.dataset.configVersion = "1";
-    ui.stage.dataset.door = kind;
-    ui.stage.dataset.clientId = door.clientId ?? "";
-    resetWatchPanel();
-    if (ui.watch.checked && door.clientId) void watchSession(current, door.clientId);
+    Object.assign(ui.stage.dataset, {
+      results: "0",
+      boxes: "0",
+      classes: "",
+      configVersion: "1",
+      maxInFlight: "0",
+      door: kind,
+      clientId: door.clientId ?? "",
+    });
+    watchPanel.reset(ui.watch.checked && door.clientId !== undefined);
+    if (ui.watch.checked && door.clientId) void watchPanel.watch(location.origin, door.clientId, current.watchAbort.signal);
     ui.stop.disabled = false;
-    setStatus(`${doorInfo(kind)?.label ?? kind} · ${source.label}`, "running");
+    setState("running", `${doorInfo(kind)?.label ?? kind} · ${source.label}`);
+    for (const e of early) onDoorEvent(current, e);
     tick(current);
   } catch (err) {
     source?.stop();
     ui.start.disabled = false;
-    setStatus(`could not start: ${messageOf(err)}`, "error");
+    setState("error", `could not start: ${messageOf(err)}`);
   }
 }
 
@@ -171,10 +146,11 @@ async function stop(): Promise<void> {
   r.source.stop();
   await r.door.close();
   clearBoxes(ui.overlay);
+  ui.detections.replaceChildren();
   ui.placeholder.hidden = false;
   ui.start.disabled = false;
   ui.stop.disabled = true;
-  setStatus("stopped", "idle");
+  setState("idle", "stopped");
 }
 
 /** One frame per interval; the interval follows config changes and the server's allowance. */
@@ -205,7 +181,7 @@ function tick(r: Run): void {
     (err: unknown) => {
       r.inFlight.delete(id);
       r.stats.errors++;
-      setStatus(`frame capture failed: ${messageOf(err)}`, "error");
+      notice(`frame capture failed: ${messageOf(err)}`);
     },
   );
   renderStats(r);
@@ -235,7 +211,7 @@ function onDoorEvent(r: Run, e: DoorEvent): void {
     case "error":
       if (e.frameId !== undefined) r.inFlight.delete(e.frameId);
       r.stats.errors++;
-      setStatus(`${e.code}: ${e.message}`, "error");
+      notice(`${e.code}: ${e.message}`);
       break;
     case "allowance":
       r.allowedFps = e.fps > 0 ? e.fps : Infinity;
@@ -243,9 +219,14 @@ function onDoorEvent(r: Run, e: DoorEvent): void {
     case "config":
       ui.configNote.textContent = `config v${e.version} applied`;
       break;
-    case "hazard":
     case "closed":
-      if (e.kind === "closed") setStatus(e.reason, "error");
+      // The session is gone (deleted elsewhere, expired, server shutdown): nothing more will come.
+      r.stopped = true;
+      clearTimeout(r.timer);
+      setState("error", e.reason);
+      ui.start.disabled = false;
+      break;
+    case "hazard":
       break;
   }
   renderStats(r);
@@ -254,10 +235,12 @@ function onDoorEvent(r: Run, e: DoorEvent): void {
 function showResult(r: Run, boxes: readonly Box[], width: number, height: number, configVersion: number): void {
   drawBoxes(ui.overlay, width, height, boxes);
   for (const b of boxes) r.classesSeen.add(b.className);
-  ui.stage.dataset.results = String(r.stats.results);
-  ui.stage.dataset.boxes = String(boxes.length);
-  ui.stage.dataset.classes = [...r.classesSeen].sort().join(",");
-  ui.stage.dataset.configVersion = String(configVersion);
+  Object.assign(ui.stage.dataset, {
+    results: String(r.stats.results),
+    boxes: String(boxes.length),
+    classes: [...r.classesSeen].sort().join(","),
+    configVersion: String(configVersion),
+  });
   ui.configNote.textContent = `results use config v${configVersion}`;
   ui.detections.replaceChildren(
     ...boxes.map((b) => {
@@ -274,10 +257,9 @@ function showResult(r: Run, boxes: readonly Box[], width: number, height: number
 }
 
 function renderStats(r: Run): void {
-  const now = performance.now();
   const s = r.stats;
   const ms = (v: number | undefined) => (v === undefined ? "–" : `${v.toFixed(0)} ms`);
-  ui.stat.fps.textContent = s.fps(now).toFixed(1);
+  ui.stat.fps.textContent = s.fps(performance.now()).toFixed(1);
   ui.stat.latency.textContent = ms(s.latencyMs());
   ui.stat.server.textContent = ms(s.serverProcessingMs());
   ui.stat.drops.textContent = `${s.dropped}${s.skipped ? ` (+${s.skipped} held)` : ""}${s.lost ? ` (${s.lost} lost)` : ""}`;
@@ -286,54 +268,19 @@ function renderStats(r: Run): void {
   ui.stat.inflight.textContent = String(r.inFlight.size);
 }
 
-/** A second look at the same session over gRPC-Web server streaming: what any other client would see. */
-async function watchSession(r: Run, clientId: string): Promise<void> {
-  const client = new HazardStreamClient({ baseUrl: location.origin, protocol: "grpc-web" });
-  const counts = new Map<string, number>();
-  let events = 0;
-  try {
-    for await (const ev of client.watchSession(clientId, { signal: r.watchAbort.signal })) {
-      const e = watchEvent(ev);
-      const kind = ev.event.case ?? "unknown";
-      events++;
-      counts.set(kind, (counts.get(kind) ?? 0) + 1);
-      ui.watchSummary.dataset.events = String(events);
-      ui.watchSummary.dataset.results = String(counts.get("result") ?? 0);
-      ui.watchSummary.textContent = [...counts].map(([k, n]) => `${k} ${n}`).join(" · ");
-      const li = document.createElement("li");
-      li.textContent = `#${ev.eventId} ${kind}${e?.kind === "result" ? ` ${e.frameId}: ${e.boxes.map((b) => b.className).join(", ") || "nothing"}` : ""}`;
-      ui.watchLog.prepend(li);
-      while (ui.watchLog.childElementCount > WATCH_LOG_LINES) ui.watchLog.lastElementChild?.remove();
-    }
-  } catch (err) {
-    if (!r.watchAbort.signal.aborted) ui.watchSummary.textContent = `watch failed: ${messageOf(err)}`;
-  }
-}
-
-function resetWatchPanel(): void {
-  ui.watchSummary.dataset.events = "0";
-  ui.watchSummary.dataset.results = "0";
-  ui.watchSummary.textContent = ui.watch.checked ? "waiting for events…" : "off";
-  ui.watchLog.replaceChildren();
-}
-
-function messageOf(err: unknown): string {
-  if (err instanceof ConnectError) return err.rawMessage;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Sliders report while dragging; the session is told once the value settles. */
+/** Sliders report while dragging ("input"); the session is told once the value settles ("change"). */
 async function pushConfig(): Promise<void> {
   const r = run;
-  if (!r) return;
+  if (!r || r.stopped) return;
   try {
     await r.door.updateConfig(config());
     ui.configNote.textContent = "config sent…";
   } catch (err) {
-    setStatus(`config refused: ${messageOf(err)}`, "error");
+    notice(`config refused: ${messageOf(err)}`);
   }
 }
 
+for (const d of DOORS) ui.door.add(new Option(d.label, d.kind));
 ui.fps.addEventListener("input", () => (ui.fpsOut.value = ui.fps.value));
 ui.conf.addEventListener("input", () => (ui.confOut.value = Number(ui.conf.value).toFixed(2)));
 for (const input of [ui.fps, ui.conf, ui.tracking]) input.addEventListener("change", () => void pushConfig());
@@ -350,4 +297,4 @@ window.addEventListener("pagehide", () => void stop());
 showDoorNote();
 ui.fpsOut.value = ui.fps.value;
 ui.confOut.value = Number(ui.conf.value).toFixed(2);
-setStatus("idle", "idle");
+setState("idle", "idle");

@@ -1,4 +1,4 @@
-import type { Box } from "./doors.js";
+import type { Box } from "./events.js";
 
 /** Box colours per class; anything else the model names gets the fallback. */
 export const CLASS_COLORS: Readonly<Record<string, string>> = { crack: "#ffb000", pothole: "#ff2d6f" };
