@@ -100,4 +100,16 @@ describe("evaluateMot", () => {
     const m = evaluateMot([]);
     expect(m).toMatchObject({ frames: 0, mota: 0, motp: 0, idf1: 0 });
   });
+
+  it("neither rewards nor penalises predictions on ignored ground truth, and never counts it missed", () => {
+    const faint = { ...o(2, 100), ignore: true };
+    const frames: MotFrame[] = [
+      { gt: [o(1, 0), faint], pred: [o(7, 0), o(8, 100)] }, // tracked on the ignored one: dropped
+      { gt: [o(1, 0), faint], pred: [o(7, 0)] }, // not tracked: no miss
+      { gt: [o(1, 0), faint], pred: [o(7, 0), o(9, 300)] }, // elsewhere: still a false positive
+    ];
+    const m = evaluateMot(frames);
+    expect(m).toMatchObject({ gtDetections: 3, predDetections: 4, tp: 3, fp: 1, fn: 0, idsw: 0, gtIds: 1, predIds: 2 });
+    expect(m.idf1).toBeCloseTo(6 / 7);
+  });
 });

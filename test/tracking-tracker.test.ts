@@ -122,6 +122,35 @@ describe("HazardTracker life cycle", () => {
     expect(tracker.uniqueCounts()).toEqual(new Map([["pothole", 1]]));
   });
 
+  it("recovers a track from its last box when the prediction missed (coarse detector box sizes)", () => {
+    // The detector's box jumps between size steps: 32×20, then 26×16 (the filter's size velocity
+    // turns negative), then 46×32 two frames later, while the hazard keeps growing in place.
+    const boxes = [
+      { x1: 288, y1: 238, x2: 320, y2: 258 },
+      { x1: 288, y1: 238, x2: 320, y2: 258 },
+      { x1: 289, y1: 246, x2: 315, y2: 262 },
+      { x1: 271, y1: 256, x2: 317, y2: 288 },
+    ];
+    const frames = boxes.map((b) => [{ ...b, confidence: 0.9, ...POTHOLE }]);
+    const times = [0, 0.1, 0.2, 0.4];
+    const tracker = new HazardTracker({ minHits: 2 });
+    const out = frames.map((dets, i) => tracker.update(dets, times[i]));
+    expect(out.map((o) => o.tracked[0]?.trackId)).toEqual([1, 1, 1, 1]);
+    expect(tracker.uniqueCounts()).toEqual(new Map([["pothole", 1]]));
+  });
+
+  it("starts no track from a second box of a hazard already taken in the frame", () => {
+    // NMS at IoU 0.7 keeps two thin crack boxes 8 px apart (IoU 0.27); buffered they overlap 0.47.
+    const thin = (y: number, c = 0.7) => ({ x1: 359, y1: y, x2: 449, y2: y + 14, confidence: c, ...CRACK });
+    const tracker = new HazardTracker({ minHits: 3 });
+    const out = run(tracker, [[thin(221), thin(229)], [thin(228), thin(236)], [thin(236, 0.8)], [thin(243), thin(251)]]);
+    expect(out.map((o) => o.tracked.map((d) => d.trackId))).toEqual([[1], [1], [1], [1]]);
+    // A hazard of another size beside it is no duplicate.
+    const other = new HazardTracker({ minHits: 1 });
+    expect(other.update([thin(221), { ...thin(229), x2: 560 }], 0).tracked.map((d) => d.trackId)).toEqual([1, 2]);
+    expect(tracker.uniqueCounts()).toEqual(new Map([["crack", 1]]));
+  });
+
   it("never continues a track with another class", () => {
     const tracker = new HazardTracker({ minHits: 2 });
     const frames = [[det(100, 300)], [det(100, 300)], [det(100, 300, 40, 30, 0.9, CRACK)]];

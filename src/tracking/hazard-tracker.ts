@@ -30,6 +30,8 @@ interface Track<M> {
   peakBox: BoxCorners;
   peakFrameId: string;
   peakMetadata: M | undefined;
+  /** The detector's box in the last frame the track was detected in. */
+  lastBox: BoxCorners;
 }
 
 /**
@@ -38,10 +40,13 @@ interface Track<M> {
  * from its first detection but stays tentative (`confirmed: false`, not counted, no summary) until
  * it has been detected `minHits` times, missing at most `tentativeMisses` processed frames in a row
  * (ByteTrack reports nothing before confirmation, so a streaming client would lose those frames of
- * every hazard for good); tracks never match a detection of another class; plain IoU cost (no score fusion), so a faint far-away hazard is not
- * penalised twice; size velocities are kept for lost tracks (ByteTrack zeroes them) because a hazard
- * seen from a moving car keeps growing while the detector misses it (zeroing them made no measurable
- * difference on the synthetic sequences either way).
+ * every hazard for good); tracks never match a detection of another class; plain IoU cost (no score
+ * fusion), so a faint far-away hazard is not penalised twice; size velocities are kept for lost
+ * tracks (ByteTrack zeroes them) because a hazard seen from a moving car keeps growing while the
+ * detector misses it (zeroing them made no measurable difference on the synthetic sequences either
+ * way). Two additions for detectors with coarse or duplicated boxes (measured with the default
+ * model on rendered driving sequences, test/tracking-rendered.test.ts): OC-SORT's recovery from a
+ * track's last box (step 1b), and no new track from a second box of a hazard already taken (step 4).
  */
 export class HazardTracker<M = JsonObject> {
   readonly options: Readonly<TrackerOptions>;
@@ -94,6 +99,7 @@ export class HazardTracker<M = JsonObject> {
     const hit = (t: Track<M>, di: number): void => {
       const d = detections[di];
       owner[di] = t;
+      t.lastBox = { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 };
       this.kalman.update(t.kalman, d);
       t.lastSeen = timestampSec;
       t.framesSeen++;
@@ -112,10 +118,19 @@ export class HazardTracker<M = JsonObject> {
       hit(t, di);
       t.state = "tracked";
     }
+    // 1b. Tracks detected in the previous frame that missed their prediction try their last box
+    //     instead (OC-SORT's observation-centric recovery): a detector whose box sizes come in
+    //     coarse steps can make the filter's size velocity swing, and the prediction shrink while
+    //     the hazard grows. Lost tracks are left out: on hazards that may overlap, recovering
+    //     them from an old box switched identities.
+    const recent = first.unmatchedTracks.filter((t) => t.state === "tracked");
+    const recovered = this.associate(recent, detections, first.unmatchedDetections, o.matchIou, (t) => t.lastBox);
+    for (const [t, di] of recovered.matches) hit(t, di);
+    const unmatchedHigh = recovered.unmatchedDetections;
+
     // 2. Low detections only extend tracks that were being tracked: a faint box is too weak to
     //    revive a lost track (ByteTrack does the same).
-    const stillTracked = first.unmatchedTracks.filter((t) => t.state === "tracked");
-    const second = this.associate(stillTracked, detections, low, o.lowMatchIou);
+    const second = this.associate(recovered.unmatchedTracks, detections, low, o.lowMatchIou);
     for (const [t, di] of second.matches) hit(t, di);
     for (const t of second.unmatchedTracks) t.state = "lost";
 
@@ -123,7 +138,7 @@ export class HazardTracker<M = JsonObject> {
     //    than tentativeMisses frames in a row is dropped, so a flickering false positive never
     //    reaches minHits.
     const tentative = this.tracks.filter((t) => t.state === "tentative");
-    const third = this.associate(tentative, detections, first.unmatchedDetections, o.tentativeMatchIou);
+    const third = this.associate(tentative, detections, unmatchedHigh, o.tentativeMatchIou);
     for (const [t, di] of third.matches) {
       hit(t, di);
       if (t.framesSeen >= o.minHits) this.confirm(t, confirmedNow);
@@ -131,10 +146,19 @@ export class HazardTracker<M = JsonObject> {
     for (const [t] of third.matches) t.misses = 0;
     const dropped = new Set(third.unmatchedTracks.filter((t) => ++t.misses > o.tentativeMisses));
 
-    // 4. New tentative tracks.
-    for (const di of third.unmatchedDetections) {
+    // 4. New tentative tracks, strongest first. A box that overlaps one already taken in this frame
+    //    (buffered, as in matching) is a second box of the same hazard and starts nothing, or the
+    //    hazard would be counted twice: NMS at IoU 0.7 lets through two thin crack boxes a few
+    //    pixels apart.
+    const births = third.unmatchedDetections
+      .filter((di) => detections[di].confidence >= o.newTrackThreshold)
+      .sort((a, b) => detections[b].confidence - detections[a].confidence);
+    const taken = detections.flatMap((d, i) => (owner[i] === undefined ? [] : [{ classId: d.classId, box: buffered(d, o.matchBuffer) }]));
+    for (const di of births) {
       const d = detections[di];
-      if (d.confidence < o.newTrackThreshold) continue;
+      const box = buffered(d, o.matchBuffer);
+      if (taken.some((x) => x.classId === d.classId && similarSize(x.box, box) && iou(x.box, box) >= o.duplicateIou)) continue;
+      taken.push({ classId: d.classId, box });
       const t: Track<M> = {
         id: this.nextId++,
         state: "tentative",
@@ -149,6 +173,7 @@ export class HazardTracker<M = JsonObject> {
         peakBox: { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 },
         peakFrameId: frame.frameId ?? "",
         peakMetadata: frame.metadata,
+        lastBox: { x1: d.x1, y1: d.y1, x2: d.x2, y2: d.y2 },
       };
       owner[di] = t;
       this.tracks.push(t);
@@ -201,12 +226,16 @@ export class HazardTracker<M = JsonObject> {
     this.counts.set(t.className, (this.counts.get(t.className) ?? 0) + 1);
   }
 
-  /** Optimal IoU matching of tracks to the given detection indices; other classes never match. */
+  /**
+   * Optimal buffered-IoU matching of tracks (their predicted boxes, unless `boxOf` says otherwise)
+   * to the given detection indices; other classes never match.
+   */
   private associate(
     tracks: readonly Track<M>[],
     detections: readonly TrackerDetection[],
     indices: readonly number[],
     minIou: number,
+    boxOf: (t: Track<M>) => BoxCorners = (t) => this.kalman.box(t.kalman),
   ): { matches: Array<[Track<M>, number]>; unmatchedTracks: Track<M>[]; unmatchedDetections: number[] } {
     if (tracks.length === 0 || indices.length === 0) {
       return { matches: [], unmatchedTracks: [...tracks], unmatchedDetections: [...indices] };
@@ -218,7 +247,7 @@ export class HazardTracker<M = JsonObject> {
     const cost = new Float64Array(tracks.length * cols);
     for (let r = 0; r < tracks.length; r++) {
       const t = tracks[r];
-      const predicted = buffered(this.kalman.box(t.kalman), b);
+      const predicted = buffered(boxOf(t), b);
       for (let c = 0; c < cols; c++) {
         const sameClass = detections[indices[c]].classId === t.classId;
         cost[r * cols + c] = sameClass ? 1 - iou(predicted, boxes[c]) : Number.POSITIVE_INFINITY;
@@ -256,6 +285,7 @@ function validateOptions(o: TrackerOptions): TrackerOptions {
     "matchIou",
     "lowMatchIou",
     "tentativeMatchIou",
+    "duplicateIou",
   ] as const;
   for (const key of unit) {
     if (!(o[key] >= 0 && o[key] <= 1)) throw new RangeError(`${key} must be in [0, 1]`);
@@ -274,4 +304,11 @@ function buffered(box: BoxCorners, b: number): BoxCorners {
   const w = box.x2 - box.x1;
   const h = box.y2 - box.y1;
   return { x1: box.x1 - b * w, y1: box.y1 - b * h, x2: box.x2 + b * w, y2: box.y2 + b * h };
+}
+
+/** Areas within a factor of 1.5: two boxes of one hazard, not a small hazard beside a big one. */
+function similarSize(a: BoxCorners, b: BoxCorners): boolean {
+  const area = (x: BoxCorners): number => (x.x2 - x.x1) * (x.y2 - x.y1);
+  const ratio = area(a) / Math.max(area(b), 1e-9);
+  return ratio <= 1.5 && ratio >= 1 / 1.5;
 }

@@ -6,6 +6,11 @@ import type { BoxCorners } from "./types.js";
 export interface MotObject extends BoxCorners {
   id: number;
   classId?: number;
+  /**
+   * Ground truth only: a region the tracker is not judged on (an object too small or too faint to
+   * detect). A prediction on it is neither a hit nor a false positive; it is never a miss.
+   */
+  ignore?: boolean;
 }
 
 export interface MotFrame {
@@ -50,6 +55,8 @@ const CONTINUATION_BONUS = 1000;
  * then IoU is maximised; an identity switch is a ground truth matched to a different prediction id
  * than the last one it was matched to (any number of frames back). IDF1 matches whole trajectories:
  * the GT-id × predicted-id table of frames overlapping at the threshold, assigned to maximise IDTP.
+ * Ignored ground truth is handled as TrackEval's MOTChallenge preprocessing does: predictions matched
+ * to it (IoU at the threshold, optimal assignment) are removed from the frame, then it is removed.
  */
 export class MotAccumulator {
   private frames = 0;
@@ -70,7 +77,8 @@ export class MotAccumulator {
 
   constructor(readonly iouThreshold = 0.5) {}
 
-  addFrame(gt: readonly MotObject[], pred: readonly MotObject[]): void {
+  addFrame(allGt: readonly MotObject[], allPred: readonly MotObject[]): void {
+    const { gt, pred } = this.withoutIgnored(allGt, allPred);
     this.frames++;
     this.gtDetections += gt.length;
     this.predDetections += pred.length;
@@ -113,6 +121,21 @@ export class MotAccumulator {
     this.tp += matches.length;
     this.fn += gt.length - matches.length;
     this.fp += pred.length - matches.length;
+  }
+
+  private withoutIgnored(gt: readonly MotObject[], pred: readonly MotObject[]): MotFrame {
+    const ignored = gt.filter((g) => g.ignore);
+    if (ignored.length === 0) return { gt, pred };
+    const cost = new Float64Array(ignored.length * pred.length);
+    ignored.forEach((g, r) => {
+      pred.forEach((p, c) => {
+        const compatible = g.classId === undefined || p.classId === undefined || g.classId === p.classId;
+        const v = compatible ? iou(g, p) : 0;
+        cost[r * pred.length + c] = v >= this.iouThreshold ? -v : Number.POSITIVE_INFINITY;
+      });
+    });
+    const removed = new Set(solveAssignment(cost, ignored.length, pred.length, 0).matches.map(([, c]) => c));
+    return { gt: gt.filter((g) => !g.ignore), pred: pred.filter((_, c) => !removed.has(c)) };
   }
 
   summary(): MotSummary {

@@ -77,6 +77,12 @@ export interface TrackerOptions {
   lowMatchIou: number;
   /** Minimum IoU between a tentative track and a high detection. */
   tentativeMatchIou: number;
+  /**
+   * A detection that overlaps one already matched or starting a track in the same frame (same
+   * class; IoU of the buffered boxes) by at least this much is a duplicate box of that hazard and
+   * starts no track.
+   */
+  duplicateIou: number;
   /** Detections (in processed frames) before a track is confirmed, counted and summarised. */
   minHits: number;
   /** Processed frames in a row a tentative track may go undetected before it is dropped. */
@@ -118,6 +124,7 @@ export const DEFAULT_TRACKER_OPTIONS: Readonly<TrackerOptions> = Object.freeze({
   matchIou: 0.2,
   lowMatchIou: 0.5,
   tentativeMatchIou: 0.3,
+  duplicateIou: 0.4,
   minHits: 3,
   tentativeMisses: 1,
   maxLostSec: 1.0,
