@@ -2,6 +2,9 @@ import { ConfigError, loadConfig } from "./config.js";
 import { createApp } from "./app.js";
 import { createLogger } from "./logger.js";
 
+/** Past the shutdown deadline, closing the store and the engine gets this much more before a hard exit. */
+const EXIT_GRACE_MS = 2000;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -15,20 +18,37 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await createApp(config, logger);
+  // Listening comes first so probes get an answer (NOT_SERVING) while the model loads, or while a
+  // model that failed to load is retried; "listening on" is logged once the API serves.
   const addr = await app.server.listen(config.port, config.host);
-  const scheme = config.tls ? "https" : "http";
-  logger.info({ address: addr.address, port: addr.port, tls: Boolean(config.tls) }, `listening on ${scheme}://${config.host}:${addr.port}`);
+  const url = `${config.tls ? "https" : "http"}://${config.host}:${addr.port}`;
+  const metricsAddr = app.server.metricsAddress();
+  logger.info(
+    { address: addr.address, port: addr.port, tls: Boolean(config.tls), metricsPort: metricsAddr?.port },
+    `port ${addr.port} open: health NOT_SERVING until the model is loaded`,
+  );
 
   let stopping = false;
+  void app.ready.then(() => {
+    if (!stopping) logger.info({ address: addr.address, port: addr.port, tls: Boolean(config.tls) }, `listening on ${url}`);
+  });
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
     stopping = true;
-    logger.info(`${signal}: draining streams`);
+    logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, `${signal}: draining streams`);
+    // The server's own deadline cuts connections; this one also bounds closing the store and engine.
+    setTimeout(() => {
+      logger.error("shutdown did not finish in time: exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + EXIT_GRACE_MS).unref();
     app.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info("shutdown complete");
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error({ err }, "shutdown failed");
         process.exit(1);

@@ -1,8 +1,9 @@
-import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { HealthCheckResponse_ServingStatus, type Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { SessionService } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode, type Frame } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
+import { echoableFrameId } from "../rpc/frame-limits.js";
 import { mediaTypeOf, readBody } from "./body.js";
 import { httpErrorOf } from "./http-errors.js";
 import { configFromJson, frameFromBytes, frameFromJson, isJsonObject, parseJson } from "./json-input.js";
@@ -23,6 +24,8 @@ export interface RestRouteContext {
   /** The `{client_id}` path segment, decoded ("" for routes without one). */
   clientId: string;
   query: URLSearchParams;
+  /** For the in-process call: the caller's API key, forwarded so the services' interceptor decides. */
+  call: { headers: Record<string, string> };
 }
 
 export type RestRoute = (ctx: RestRouteContext) => Promise<void>;
@@ -57,6 +60,8 @@ function unsupportedType(res: NodeResponse, type: string, expected: string, nowM
   );
 }
 
+const isUnauthenticated = (err: unknown) => ConnectError.from(err).code === Code.Unauthenticated;
+
 export function createRestRoutes(opts: RestRoutesOptions) {
   const { sessions, health: healthClient, maxRequestBytes, now } = opts;
 
@@ -69,36 +74,39 @@ export function createRestRoutes(opts: RestRoutesOptions) {
     return json;
   }
 
-  const createSession: RestRoute = async ({ req, res }) => {
+  const createSession: RestRoute = async ({ req, res, call }) => {
     const type = mediaTypeOf(req);
     if (!isJsonType(type)) return unsupportedType(res, type, "application/json", now());
     const config = configFromJson(await jsonBody(req, true));
-    const { session } = await sessions.createSession({ config });
+    const { session } = await sessions.createSession({ config }, call);
     if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 201, sessionJson(session), { Location: `/stream/sessions/${encodeURIComponent(session.clientId)}` });
   };
 
-  const getSession: RestRoute = async ({ res, clientId }) => {
-    const { session } = await sessions.getSession({ clientId });
+  const getSession: RestRoute = async ({ res, clientId, call }) => {
+    const { session } = await sessions.getSession({ clientId }, call);
     if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 200, sessionJson(session));
   };
 
-  const updateConfig: RestRoute = async ({ req, res, clientId }) => {
+  const updateConfig: RestRoute = async ({ req, res, clientId, call }) => {
     const type = mediaTypeOf(req);
     if (!isJsonType(type)) return unsupportedType(res, type, "application/json", now());
     const config = configFromJson(await jsonBody(req, false));
-    const { session } = await sessions.updateSessionConfig({ clientId, config });
+    const { session } = await sessions.updateSessionConfig({ clientId, config }, call);
     if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 200, sessionJson(session));
   };
 
-  const deleteSession: RestRoute = async ({ res, clientId }) => {
-    await sessions.deleteSession({ clientId });
+  const deleteSession: RestRoute = async ({ res, clientId, call }) => {
+    await sessions.deleteSession({ clientId }, call);
     sendJson(res, 200, { client_id: clientId, deleted: true });
   };
 
-  const submitFrame: RestRoute = async ({ req, res, clientId, query }) => {
+  const submitFrame: RestRoute = async ({ req, res, clientId, query, call }) => {
+    // Key and session first: a caller without either must not make the server read and decode
+    // megabytes (the body is then left unread and the connection closed).
+    await sessions.getSession({ clientId }, call);
     const type = mediaTypeOf(req);
     let frame: Frame;
     if (type.startsWith("image/") || type === "application/octet-stream") {
@@ -109,37 +117,51 @@ export function createRestRoutes(opts: RestRoutesOptions) {
       return unsupportedType(res, type, "application/json (the document's frame JSON) or image/*", now());
     }
     try {
-      sendJson(res, 202, submitFrameJson(await sessions.submitFrame({ clientId, frame })));
+      sendJson(res, 202, submitFrameJson(await sessions.submitFrame({ clientId, frame }, call)));
     } catch (err) {
       // The frame is known now, so the error names it even where the service had no reason to.
-      const { status, body } = httpErrorOf(err, now(), frame.frameId);
+      const { status, body } = httpErrorOf(err, now(), echoableFrameId(frame.frameId));
       sendJson(res, status, body);
     }
   };
 
-  const sessionStats: RestRoute = async ({ res, clientId }) => {
-    const { stats } = await sessions.getSessionStats({ clientId });
+  const sessionStats: RestRoute = async ({ res, clientId, call }) => {
+    const { stats } = await sessions.getSessionStats({ clientId }, call);
     if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 200, sessionStatsJson(stats));
   };
 
-  const serviceStats: RestRoute = async ({ res }) => {
-    const { stats } = await sessions.getServiceStats({});
+  const serviceStats: RestRoute = async ({ res, call }) => {
+    const { stats } = await sessions.getServiceStats({}, call);
     if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 200, serviceStatsJson(stats));
   };
 
-  /** grpc.health.v1 decides (the same answer Kubernetes probes get); service stats add the details. */
-  const health: RestRoute = async ({ res }) => {
+  /**
+   * grpc.health.v1 decides (the same answer Kubernetes probes get); service stats add the details.
+   * Health needs no API key (load balancers carry none); the details are for callers with one.
+   */
+  const health: RestRoute = async ({ res, call }) => {
     try {
       const { status } = await healthClient.check({ service: "" });
       if (status !== HealthCheckResponse_ServingStatus.SERVING) {
-        sendJson(res, 503, { status: "unhealthy", serving_status: HealthCheckResponse_ServingStatus[status] });
+        // The API's own refusal says why (model loading or failed to load, shutting down).
+        const why = await sessions.getServiceStats({}, call).then(
+          () => undefined,
+          (err: unknown) => (isUnauthenticated(err) ? undefined : httpErrorOf(err, now()).body),
+        );
+        const reason = why ? { error: why.error, error_code: why.error_code } : {};
+        sendJson(res, 503, { status: "unhealthy", serving_status: HealthCheckResponse_ServingStatus[status], ...reason });
         return;
       }
-      const { stats } = await sessions.getServiceStats({});
-      if (!stats) throw apiError(ErrorCode.INTERNAL, "internal error");
-      sendJson(res, 200, healthJson(stats));
+      const stats = await sessions.getServiceStats({}, call).then(
+        (r) => r.stats,
+        (err: unknown) => {
+          if (isUnauthenticated(err)) return undefined;
+          throw err;
+        },
+      );
+      sendJson(res, 200, stats ? healthJson(stats) : { status: "healthy" });
     } catch (err) {
       const { body } = httpErrorOf(err, now());
       sendJson(res, 503, { status: "unhealthy", error: body.error, error_code: body.error_code });

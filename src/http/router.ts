@@ -7,6 +7,7 @@ import { DetectionService } from "../../gen/hazard/stream/v1/detection_service_p
 import { SessionService } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import { createCorsPolicy, withCors } from "./cors.js";
+import { credentialHeaders } from "./credentials.js";
 import type { HttpRoutesConfig } from "./http-config.js";
 import { httpErrorOf } from "./http-errors.js";
 import { errorJson } from "./json-messages.js";
@@ -42,6 +43,8 @@ export interface HttpAdapter {
   beginShutdown(): void;
   /** Shutdown, last step: ends whatever SSE and WebSocket streams are still open. */
   close(): void;
+  /** Open WebSocket connections and SSE streams (read by the metrics at scrape time). */
+  readonly openStreams: { websocket: number; sse: number };
 }
 
 interface Route {
@@ -74,19 +77,26 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
   });
 
   let closing = false;
-  const sse: RestRoute = ({ req, res, clientId, query }) => {
+  let sseOpen = 0;
+  const sse: RestRoute = async ({ req, res, clientId, query, call }) => {
     if (closing) {
       sendJson(res, 503, errorJson({ message: "server is shutting down", code: ErrorCode.SERVICE_UNAVAILABLE, timestampSec: now() / 1000 }));
-      return Promise.resolve();
+      return;
     }
-    return serveSse(req, res, clientId, query, {
-      sessions,
-      retryMs: opts.sseRetryMs ?? 3000,
-      logger,
-      now,
-      shutdown: shutdown.signal,
-      closing: () => closing,
-    });
+    sseOpen++;
+    try {
+      await serveSse(req, res, clientId, query, {
+        sessions,
+        call,
+        retryMs: opts.sseRetryMs ?? 3000,
+        logger,
+        now,
+        shutdown: shutdown.signal,
+        closing: () => closing,
+      });
+    } finally {
+      sseOpen--;
+    }
   };
   const upgradeRequired: RestRoute = async ({ res }) => {
     sendJson(
@@ -119,7 +129,7 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
 
   async function dispatch(req: NodeRequest, res: NodeResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const path = trimTrailingSlashes(url.pathname) || "/";
     if (!path.startsWith("/stream/")) {
       if (demo.handles(path)) return demo.serve(req, res, path);
       // Neither an RPC nor one of ours: answer like connect-node's own fallback.
@@ -142,10 +152,11 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
         return fail(res, 400, "the client_id in the path is not valid percent-encoding");
       }
       try {
-        await handler({ req, res, clientId, query: url.searchParams });
+        await handler({ req, res, clientId, query: url.searchParams, call: { headers: credentialHeaders(req, url.searchParams) } });
       } catch (err) {
         const { status, body } = httpErrorOf(err, now());
-        if (status >= 500) logger.error({ err, path }, "HTTP route failed");
+        // 503 (not ready, shutting down, Redis down) is logged as a warning by the RPC's own log line.
+        if (status >= 500 && status !== 503) logger.error({ err, path }, "HTTP route failed");
         // A body left unread (too large) is not drained: the connection closes after the answer.
         if (req.complete) sendJson(res, status, body);
         else sendJsonAndClose(req, res, status, body);
@@ -177,15 +188,21 @@ export function createHttpAdapter(opts: HttpAdapterOptions): HttpAdapter {
         ws.handleUpgrade(req, socket, head);
       });
     },
+    get openStreams() {
+      return { websocket: ws.openCount, sse: sseOpen };
+    },
     beginShutdown() {
       closing = true;
       ws.beginShutdown();
     },
     close() {
-      ws.close();
-      // Streams whose sessions just ended are writing their last event; give them a moment
-      // before cutting what is left (the server's shutdown deadline bounds this anyway).
-      setTimeout(() => shutdown.abort(), CLOSE_GRACE_MS).unref();
+      // Streams whose sessions just ended are still writing their last results and events (and
+      // then close themselves: WebSocket 1001, SSE session_ended); give them a moment before
+      // cutting what is left (the server's shutdown deadline bounds this anyway).
+      setTimeout(() => {
+        ws.close();
+        shutdown.abort();
+      }, CLOSE_GRACE_MS).unref();
     },
   };
 }
@@ -217,4 +234,14 @@ function serveWithoutUpgrade(server: HttpServer, req: IncomingMessage, socket: D
   }
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), head]));
   server.emit("connection", socket);
+}
+
+/**
+ * `/a///` → `/a`. Not `replace(/\/+$/, "")`: on a path of many slashes followed by anything else
+ * that regex backtracks quadratically (~90 ms of event loop for a 16 KB request line).
+ */
+export function trimTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 0x2f) end--;
+  return path.slice(0, end);
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
@@ -7,6 +8,7 @@ import type { DetectionService, StreamDetectionsRequest } from "../../gen/hazard
 import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
 import type { CorsPolicy } from "./cors.js";
+import { credentialHeaders } from "./credentials.js";
 import { errorJsonOf } from "./http-errors.js";
 import type { OutboundJson } from "./json-messages.js";
 import { RequestStream } from "./request-stream.js";
@@ -70,6 +72,11 @@ export class WebSocketDoor {
     });
   }
 
+  /** Open connections (for the metrics). */
+  get openCount(): number {
+    return this.open.size;
+  }
+
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.shuttingDown) {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -97,7 +104,10 @@ export class WebSocketDoor {
   }
 
   private serve(ws: WebSocket, req: IncomingMessage): void {
-    const { logger, now } = this.opts;
+    const { now } = this.opts;
+    // One id for the connection and its in-process StreamDetections call, so their log lines join.
+    const reqId = randomBytes(8).toString("hex");
+    const logger = this.opts.logger.child({ reqId, door: "WEBSOCKET" });
     this.open.add(ws);
     const requests = new RequestStream<StreamDetectionsRequest>();
     const abort = new AbortController();
@@ -170,7 +180,11 @@ export class WebSocketDoor {
       updatePause();
     });
 
-    const responses = this.opts.detection.streamDetections(requests, { signal: abort.signal });
+    const responses = this.opts.detection.streamDetections(requests, {
+      signal: abort.signal,
+      // The caller's key (header or ?api_key=) goes with the call: the services' interceptor decides.
+      headers: { ...credentialHeaders(req, new URL(req.url ?? "/", "http://localhost").searchParams), "x-request-id": reqId },
+    });
     void (async () => {
       try {
         for await (const res of responses) {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   DetectResponseSchema,
   StreamDetectionsResponseSchema,
@@ -10,27 +10,35 @@ import {
   type StreamDetectionsResponse,
 } from "../../gen/hazard/stream/v1/detection_service_pb.js";
 import { EndReason, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
-import { ErrorCode, FrameErrorSchema, type Frame, type FrameError } from "../../gen/hazard/stream/v1/types_pb.js";
+import { ErrorCode, ErrorDetailSchema, FrameErrorSchema, type Frame, type FrameError } from "../../gen/hazard/stream/v1/types_pb.js";
 import { detectOptionsFor, toDetectionResult } from "../streaming/detection-result.js";
 import type { LiveSession } from "../streaming/live-session.js";
 import { applyConfig } from "../streaming/session-config.js";
 import type { SessionManager } from "../streaming/session-manager.js";
 import { SubscriberQueue } from "../streaming/subscriber-queue.js";
+import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
+import { callerKey } from "./auth.js";
 import { streamDoorKey } from "./door-context.js";
 import { apiError, errorCodeOfConnectError, toApiError } from "./errors.js";
+import { checkFrameId, checkMetadata, echoableFrameId } from "./frame-limits.js";
 import { PendingFrames, terminalFrameId } from "./pending-frames.js";
+import { requestLogKey } from "./request-log.js";
 
 export interface DetectionServiceDeps {
   sessions: SessionManager;
   maxFrameBytes: number;
   /** Responses a stream may hold for a client that stops reading before it is cut off. */
   streamBufferCapacity?: number;
+  /** Subscribers one session may have on this instance; joining a session past it is RESOURCE_EXHAUSTED. */
+  maxWatchersPerSession?: number;
   now?: () => number;
 }
 
 /** Checks what every door checks before a frame reaches a session; throws the API error. */
 export function checkFrame(frame: Frame | undefined, maxFrameBytes: number): asserts frame is Frame {
   if (!frame) throw apiError(ErrorCode.INVALID_MESSAGE, "frame is required", { field: "frame" });
+  checkFrameId(frame.frameId);
+  checkMetadata(frame.metadata, frame.frameId);
   if (frame.imageData.length === 0) {
     throw apiError(ErrorCode.INVALID_IMAGE, "image_data is empty", { frameId: frame.frameId, field: "image_data" });
   }
@@ -39,6 +47,19 @@ export function checkFrame(frame: Frame | undefined, maxFrameBytes: number): ass
       ErrorCode.MESSAGE_TOO_LARGE,
       `image_data is ${frame.imageData.length} bytes; the limit is ${maxFrameBytes}`,
       { frameId: frame.frameId, field: "image_data" },
+    );
+  }
+}
+
+/**
+ * STREAMING_MAX_WATCHERS_PER_SESSION: each subscriber holds a bounded queue of events; without a
+ * cap, one client_id could be watched a thousand times over. Counted on this instance.
+ */
+export function checkWatcherRoom(session: LiveSession, max: number | undefined): void {
+  if (max !== undefined && session.subscriberCount >= max) {
+    throw apiError(
+      ErrorCode.RESOURCE_EXHAUSTED,
+      `this session already has ${session.subscriberCount} watchers, the limit (STREAMING_MAX_WATCHERS_PER_SESSION)`,
     );
   }
 }
@@ -69,23 +90,35 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     ctx: HandlerContext,
   ): AsyncGenerator<StreamDetectionsResponse> {
     const input = requests[Symbol.asyncIterator]();
-    const first = await input.next();
+    const first = await input.next().catch((err: unknown) => {
+      throw requestStreamError(err);
+    });
     if (first.done) return;
     const start = first.value.message.case === "start" ? first.value.message.value : undefined;
     let session: LiveSession;
+    const caller = ctx.values.get(callerKey);
     try {
-      session = start?.clientId
-        ? await deps.sessions.get(start.clientId)
-        : await deps.sessions.create(ctx.values.get(streamDoorKey), start?.config);
+      if (start?.clientId) {
+        session = await deps.sessions.get(start.clientId, caller);
+        checkWatcherRoom(session, deps.maxWatchersPerSession);
+      } else {
+        session = await deps.sessions.create(ctx.values.get(streamDoorKey), start?.config, caller);
+      }
     } catch (err) {
       throw toApiError(err);
     }
     const ownsSession = !start?.clientId;
+    // From here on this stream's log lines (its close included) name the session and its door.
+    const log = ctx.values.get(requestLogKey);
+    log?.bind({ clientId: session.clientId, door: Door[session.door] });
+    log?.logger.info(ownsSession ? "stream started" : "stream joined a session");
 
     const out = new SubscriberQueue<StreamDetectionsResponse>(capacity);
     const pending = new PendingFrames();
     let inputDone = false;
     let ending = false;
+    /** Why the request stream broke (a message over the size limit, or one that does not parse). */
+    let readError: ConnectError | undefined;
     // Once the client has half-closed and every frame is answered: a session this stream owns ends
     // now, so its last hazard events and its end still reach the client; a resumed one stays.
     const finishIfDone = () => {
@@ -118,9 +151,10 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       try {
         if (m.case === "frame") {
           if (m.value.frameId === "") m.value.frameId = `${session.clientId.slice(0, 8)}-${++frameSeq}`;
-          frameId = m.value.frameId;
+          // An over-long id is refused below and not echoed, so no answer will carry it.
+          frameId = echoableFrameId(m.value.frameId);
           // Counted as pending before submitting: its outcome may come back on the bus at once.
-          pending.add(frameId);
+          if (frameId !== "") pending.add(frameId);
           try {
             checkFrame(m.value, deps.maxFrameBytes);
           } catch (err) {
@@ -151,8 +185,11 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
           if (next.done) break;
           await handle(next.value);
         }
-      } catch {
-        // The client went away mid-stream; the abort signal ends the writer side.
+      } catch (err) {
+        // The client went away mid-stream (the abort signal ends the writer side), or its request
+        // stream broke. Nothing after the broken message can be read, but the stream must not end
+        // as if the client had closed it: the frames sent before are answered, then it fails.
+        if (!ctx.signal.aborted) readError = requestStreamError(err);
       } finally {
         inputDone = true;
         finishIfDone();
@@ -169,6 +206,7 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
         if (msg === undefined) break;
         yield msg;
       }
+      if (readError) throw readError;
       if (out.overflowed || sub.overflowed) {
         throw apiError(ErrorCode.RESOURCE_EXHAUSTED, "client is not reading results fast enough; stream closed");
       }
@@ -192,7 +230,29 @@ export function frameErrorFromApi(err: ConnectError, frameId: string, nowMs: num
     code: errorCodeOfConnectError(err),
     message: err.rawMessage,
     timestamp: nowMs / 1000,
+    field: err.findDetails(ErrorDetailSchema)[0]?.field ?? "",
   });
+}
+
+/**
+ * A request stream that failed to deliver its next message, as the error that ends the call. Errors
+ * Connect raises while reading carry no ErrorDetail: a message over readMaxBytes is
+ * MESSAGE_TOO_LARGE, one that does not decode (or an envelope that is cut short or compressed
+ * with an unknown codec) INVALID_MESSAGE. Cancellation and deadlines stay as they are.
+ */
+function requestStreamError(err: unknown): ConnectError {
+  const e = ConnectError.from(err);
+  if (errorCodeOfConnectError(e) !== ErrorCode.UNSPECIFIED) return e;
+  switch (e.code) {
+    case Code.ResourceExhausted:
+      return apiError(ErrorCode.MESSAGE_TOO_LARGE, e.rawMessage);
+    case Code.InvalidArgument:
+    case Code.Internal:
+    case Code.Unknown:
+      return apiError(ErrorCode.INVALID_MESSAGE, `malformed request message: ${e.rawMessage}`);
+    default:
+      return e;
+  }
 }
 
 /** Session events as bidi responses; keepalives and session-end are stream-level, not forwarded. */

@@ -2,9 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, ErrorDetailSchema } from "../../gen/hazard/stream/v1/types_pb.js";
 import { PipelineError } from "../pipeline/types.js";
-import { errorCodeOf } from "../streaming/detection-result.js";
+import { errorCodeOf, fieldOf } from "../streaming/detection-result.js";
 import { ConfigValidationError } from "../streaming/session-config.js";
-import { SessionNotFoundError } from "../streaming/session-manager.js";
+import { SessionLimitError, SessionNotFoundError, ShuttingDownError } from "../streaming/session-manager.js";
 import { ServerBusyError } from "../streaming/unary-queue.js";
 import { StoreUnavailableError } from "../store/session-store.js";
 
@@ -46,9 +46,14 @@ export function toApiError(err: unknown, frameId?: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof ConfigValidationError) return apiError(ErrorCode.INVALID_CONFIG, err.message, { field: err.field });
   if (err instanceof SessionNotFoundError) return apiError(ErrorCode.SESSION_NOT_FOUND, err.message);
+  if (err instanceof SessionLimitError) return apiError(ErrorCode.RESOURCE_EXHAUSTED, err.message);
   if (err instanceof StoreUnavailableError) return apiError(ErrorCode.SERVICE_UNAVAILABLE, err.message);
+  if (err instanceof ShuttingDownError) return apiError(ErrorCode.SERVICE_UNAVAILABLE, err.message, { frameId });
   if (err instanceof ServerBusyError) return busyError(err.retryAfterMs);
-  if (err instanceof PipelineError) return apiError(errorCodeOf(err), err.message, { frameId });
+  if (err instanceof PipelineError) {
+    const code = errorCodeOf(err);
+    return apiError(code, err.message, { frameId, field: fieldOf(code) || undefined });
+  }
   return apiError(ErrorCode.INTERNAL, "internal error", { frameId });
 }
 

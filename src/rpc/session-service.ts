@@ -29,8 +29,11 @@ import type { InferenceEngine } from "../inference/engine.js";
 import type { LatencyWindow } from "../streaming/latency-window.js";
 import { SessionNotFoundError, type SessionManager } from "../streaming/session-manager.js";
 import type { InstanceReport } from "../store/session-store.js";
-import { checkFrame, frameErrorFromApi } from "./detection-service.js";
+import { checkFrame, checkWatcherRoom, frameErrorFromApi } from "./detection-service.js";
+import { callerKey } from "./auth.js";
 import { apiError, toApiError } from "./errors.js";
+import { echoableFrameId } from "./frame-limits.js";
+import { requestLogKey } from "./request-log.js";
 
 export interface SessionServiceDeps {
   sessions: SessionManager;
@@ -40,6 +43,8 @@ export interface SessionServiceDeps {
   watchBufferCapacity?: number;
   /** Idle time after which a watch stream gets a keepalive, so proxies keep it open. */
   keepaliveMs?: number;
+  /** Subscribers one session may have on this instance (watchers, its streams); more get RESOURCE_EXHAUSTED. */
+  maxWatchersPerSession?: number;
   startedAtMs: number;
   now?: () => number;
 }
@@ -47,8 +52,8 @@ export interface SessionServiceDeps {
 const summary = (w: LatencyWindow) => create(LatencySummarySchema, w.summary());
 
 /** Per-session stats: outcome counts from the store (all instances), latency from where frames run. */
-export async function sessionStats(sessions: SessionManager, clientId: string, nowMs: number): Promise<SessionStats> {
-  const s = await sessions.get(clientId);
+export async function sessionStats(sessions: SessionManager, clientId: string, nowMs: number, owner?: string): Promise<SessionStats> {
+  const s = await sessions.get(clientId, owner);
   const [c, shared] = await Promise.all([sessions.store.counters(clientId), sessions.store.latency(clientId)]);
   const local = s.counters;
   const useLocal = local.processingMs.size > 0 || !shared;
@@ -86,20 +91,24 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
   };
 
   return {
-    createSession: (req) => wrap(async () => ({ session: (await sessions.create(Door.SESSION_API, req.config)).toProto() })),
-    getSession: (req) => wrap(async () => ({ session: (await sessions.get(req.clientId)).toProto() })),
-    updateSessionConfig: (req) =>
-      wrap(async () => ({ session: (await sessions.updateConfig(req.clientId, req.config)).toProto() })),
-    deleteSession: (req) =>
+    // Every call names its caller (the API key's owner id): sessions of other keys are NOT_FOUND.
+    createSession: (req, ctx) =>
+      wrap(async () => ({ session: (await sessions.create(Door.SESSION_API, req.config, ctx.values.get(callerKey))).toProto() })),
+    getSession: (req, ctx) => wrap(async () => ({ session: (await sessions.get(req.clientId, ctx.values.get(callerKey))).toProto() })),
+    updateSessionConfig: (req, ctx) =>
+      wrap(async () => ({ session: (await sessions.updateConfig(req.clientId, req.config, ctx.values.get(callerKey))).toProto() })),
+    deleteSession: (req, ctx) =>
       wrap(async () => {
+        await sessions.get(req.clientId, ctx.values.get(callerKey));
         if (!(await sessions.end(req.clientId, EndReason.DELETED))) throw new SessionNotFoundError(req.clientId);
         return {};
       }),
 
-    listSessions: (req) =>
+    listSessions: (req, ctx) =>
       wrap(async () => {
         const size = req.pageSize === 0 ? 100 : Math.min(req.pageSize, 1000);
-        const all = (await sessions.list()).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+        const caller = ctx.values.get(callerKey);
+        const all = (await sessions.list()).filter((r) => r.owner === caller).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
         const start = req.pageToken ? all.findIndex((s) => s.clientId > req.pageToken) : 0;
         const page = start < 0 ? [] : all.slice(start, start + size);
         const last = page.at(-1);
@@ -110,13 +119,13 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
         });
       }),
 
-    submitFrame: (req) =>
+    submitFrame: (req, ctx) =>
       wrap(async () => {
-        const session = await sessions.get(req.clientId);
+        const session = await sessions.get(req.clientId, ctx.values.get(callerKey));
         try {
           checkFrame(req.frame, deps.maxFrameBytes);
         } catch (err) {
-          const frameId = req.frame?.frameId ?? "";
+          const frameId = echoableFrameId(req.frame?.frameId);
           await sessions.reject(req.clientId, frameErrorFromApi(toApiError(err, frameId), frameId, now()));
           throw err;
         }
@@ -125,12 +134,17 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
       }),
 
     async *watchSession(req: WatchSessionRequest, ctx: HandlerContext): AsyncGenerator<WatchSessionResponse> {
-      const session = await wrap(() => sessions.get(req.clientId));
+      const session = await wrap(() => sessions.get(req.clientId, ctx.values.get(callerKey)));
+      checkWatcherRoom(session, deps.maxWatchersPerSession);
+      ctx.values.get(requestLogKey)?.bind({ clientId: session.clientId, door: Door[session.door] });
       const sub = session.subscribe(capacity);
       // In-process callers may stop pulling without resuming the generator: free on abort too.
       const release = () => session.unsubscribe(sub);
       ctx.signal.addEventListener("abort", release, { once: true });
       try {
+        // First, at once: the watch is live (events from now on reach it). Callers can rely on it
+        // before they submit, and the SSE route answers with a status only once it arrived.
+        yield keepaliveEvent();
         let lastId = 0n;
         if (req.afterEventId > 0n) {
           for (const ev of await wrap(() => sessions.store.replay(req.clientId, req.afterEventId))) {
@@ -145,9 +159,7 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
           if (ctx.signal.aborted) return;
           if (ev === undefined) {
             if (sub.isClosed) break;
-            yield create(WatchSessionResponseSchema, {
-              event: { case: "keepalive", value: create(KeepaliveSchema, { time: timestampNow() }) },
-            });
+            yield keepaliveEvent();
             continue;
           }
           if (ev.eventId !== 0n && ev.eventId <= lastId) continue; // already sent from the replay
@@ -163,8 +175,10 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
       }
     },
 
-    getSessionStats: (req) =>
-      wrap(async () => create(GetSessionStatsResponseSchema, { stats: await sessionStats(sessions, req.clientId, now()) })),
+    getSessionStats: (req, ctx) =>
+      wrap(async () =>
+        create(GetSessionStatsResponseSchema, { stats: await sessionStats(sessions, req.clientId, now(), ctx.values.get(callerKey)) }),
+      ),
 
     getServiceStats: () =>
       wrap(async () => {
@@ -201,3 +215,6 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
       }),
   };
 }
+
+const keepaliveEvent = (): WatchSessionResponse =>
+  create(WatchSessionResponseSchema, { event: { case: "keepalive", value: create(KeepaliveSchema, { time: timestampNow() }) } });

@@ -6,7 +6,7 @@ import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { EndReason, SessionEndedSchema, WatchSessionResponseSchema } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import { DropReason, ErrorCode, Quality, type Frame, type FrameError, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { DetectOptions, FrameDetections } from "../pipeline/types.js";
-import type { SessionEvent, SessionRecord, SessionStore } from "../store/session-store.js";
+import type { SessionEvent, SessionQuota, SessionRecord, SessionStore } from "../store/session-store.js";
 import { detectOptionsFor, errorCodeOf, frameErrorOf, toDetectionResult, toHazardEvent } from "./detection-result.js";
 import { TRACKER_LOW_CONFIDENCE } from "./session-tracking.js";
 import { FrameScheduler } from "./frame-scheduler.js";
@@ -16,6 +16,7 @@ import { applyConfig, type ConfigLimits } from "./session-config.js";
 import { inputSizeFor, LoadMonitor } from "./load-monitor.js";
 import { demandOf, splitAllowance, type Claimant } from "./allowance.js";
 import { UnaryQueue, type UnaryJob } from "./unary-queue.js";
+import type { FrameMetrics } from "./frame-metrics.js";
 
 /** The part of the pipeline the session layer needs. */
 export interface FrameDetector {
@@ -34,7 +35,11 @@ export interface SessionManagerOptions {
   unaryQueueSize?: number;
   /** The model's native input and stride, for quality modes. */
   model: { inputWidth: number; inputHeight: number; stride: number; dynamicInputSize: boolean };
+  /** Sessions alive at once, in all and per API key (checked atomically by the store). */
+  quota?: SessionQuota;
   logger: Logger;
+  /** Counts frames by door and outcome (Prometheus); optional. */
+  metrics?: FrameMetrics;
   now?: () => number;
 }
 
@@ -61,11 +66,24 @@ export function defaultSlots(engineConcurrency: number, cores: number = availabl
   return Math.max(1, engineConcurrency) + (cores > 2 ? 1 : 0);
 }
 
+/** A session limit refused a new session; the RPC layer maps it to RESOURCE_EXHAUSTED. */
+export class SessionLimitError extends Error {
+  override name = "SessionLimitError";
+}
+
 /** Thrown for an unknown or expired client_id; the RPC layer maps it to NOT_FOUND. */
 export class SessionNotFoundError extends Error {
   override name = "SessionNotFoundError";
   constructor(readonly clientId: string) {
     super("session not found (unknown client_id, or it expired)");
+  }
+}
+
+/** Thrown for frames and sessions that arrive once shutdown began; the RPC layer maps it to UNAVAILABLE. */
+export class ShuttingDownError extends Error {
+  override name = "ShuttingDownError";
+  constructor() {
+    super("server is shutting down: frame not accepted; reconnect (to another instance) and resend");
   }
 }
 
@@ -90,6 +108,8 @@ export class SessionManager {
     publish: (s, event) => this.publish(s.clientId, event),
   };
   readonly load: LoadMonitor;
+  /** Set when shutdown begins: from then on frames and new sessions are refused, never left unanswered. */
+  private closing = false;
 
   constructor(private readonly opts: SessionManagerOptions) {
     this.now = opts.now ?? Date.now;
@@ -108,19 +128,41 @@ export class SessionManager {
     return this.opts.store;
   }
 
-  async create(door: Door, patch?: SessionConfig): Promise<LiveSession> {
+  /** A new session, owned by `owner` (the caller's API key hash; "" without keys). */
+  async create(door: Door, patch?: SessionConfig, owner = ""): Promise<LiveSession> {
+    if (this.closing) throw new ShuttingDownError();
     const config = applyConfig(this.opts.limits.defaults, patch, this.opts.limits);
     const nowMs = this.now();
-    // 128 bits from the CSPRNG: the client_id is the only credential for a session.
+    // 128 bits from the CSPRNG: unguessable, so without API keys the client_id is the session's
+    // only credential; with keys it is bound to its owner as well.
     const clientId = randomBytes(16).toString("base64url");
-    const record: SessionRecord = { clientId, door, config, configVersion: 1, createdAtMs: nowMs, lastActivityMs: nowMs };
-    await this.opts.store.create(record);
+    const record: SessionRecord = { clientId, owner, door, config, configVersion: 1, createdAtMs: nowMs, lastActivityMs: nowMs };
+    const outcome = await this.opts.store.create(record, this.opts.quota);
+    if (outcome === "store_full") {
+      throw new SessionLimitError(`the service has reached its limit of ${this.opts.quota?.maxSessions} sessions (STREAMING_MAX_SESSIONS); try again later`);
+    }
+    if (outcome === "owner_full") {
+      throw new SessionLimitError(
+        `this API key has reached its limit of ${this.opts.quota?.maxPerOwner} sessions (STREAMING_MAX_SESSIONS_PER_KEY); end one first`,
+      );
+    }
     this.opts.logger.info({ clientId, door: Door[door] }, "session created");
     return this.attach(record);
   }
 
+  /**
+   * The session as `owner` (the caller's API key hash) may see it: a session of another key is
+   * reported exactly like an unknown one, so a caller learns nothing about other keys' sessions.
+   * Internal lookups leave `owner` out.
+   */
+  async get(clientId: string, owner?: string): Promise<LiveSession> {
+    const session = await this.runtime(clientId);
+    if (owner !== undefined && session.owner !== owner) throw new SessionNotFoundError(clientId);
+    return session;
+  }
+
   /** This instance's runtime of the session, attached from the store when it lives elsewhere. */
-  async get(clientId: string): Promise<LiveSession> {
+  private async runtime(clientId: string): Promise<LiveSession> {
     const local = this.runtimes.get(clientId);
     if (local && !local.ended) return local;
     const pending = this.attaching.get(clientId);
@@ -149,8 +191,8 @@ export class SessionManager {
     return this.opts.store.list();
   }
 
-  async updateConfig(clientId: string, patch: SessionConfig | undefined): Promise<LiveSession> {
-    const runtime = await this.get(clientId);
+  async updateConfig(clientId: string, patch: SessionConfig | undefined, owner?: string): Promise<LiveSession> {
+    const runtime = await this.get(clientId, owner);
     const fpsBefore = runtime.config.fpsLimit;
     const record = await this.opts.store.updateConfig(clientId, (cur) => applyConfig(cur, patch, this.opts.limits));
     if (!record) throw new SessionNotFoundError(clientId);
@@ -165,8 +207,14 @@ export class SessionManager {
     return runtime;
   }
 
-  async submit(clientId: string, frame: Frame): Promise<SubmitOutcome> {
-    const runtime = await this.get(clientId);
+  async submit(clientId: string, frame: Frame, owner?: string): Promise<SubmitOutcome> {
+    const runtime = await this.get(clientId, owner);
+    this.opts.metrics?.frameReceived(runtime.door);
+    if (this.closing) {
+      // Queued now, it would never be processed: an answer it gets, but a refusal.
+      this.opts.metrics?.frameFailed(runtime.door, ErrorCode.SERVICE_UNAVAILABLE);
+      throw new ShuttingDownError();
+    }
     const nowMs = this.now();
     await this.opts.store.touch(clientId, nowMs, 1);
     return runtime.submit(frame, nowMs);
@@ -174,6 +222,8 @@ export class SessionManager {
 
   /** Counts a frame refused before queueing (empty, too large) and reports it on the session's streams. */
   async reject(clientId: string, error: FrameError): Promise<void> {
+    const door = this.runtimes.get(clientId)?.door;
+    if (door !== undefined) this.opts.metrics?.frameReceived(door);
     await this.opts.store.touch(clientId, this.now(), 1);
     this.totals.failed++;
     this.publish(clientId, { case: "error", value: error });
@@ -193,7 +243,7 @@ export class SessionManager {
       runtime?.endLocal(create(WatchSessionResponseSchema, { event }));
       this.runtimes.delete(clientId);
     }
-    if (existed) this.opts.logger.info({ clientId, reason: EndReason[reason] }, "session ended");
+    if (existed) this.opts.logger.info({ clientId, door: runtime ? Door[runtime.door] : undefined, reason: EndReason[reason] }, "session ended");
     return existed;
   }
 
@@ -202,6 +252,11 @@ export class SessionManager {
   }
 
   private publish(clientId: string, event: SessionEvent): void {
+    const door = this.opts.metrics && this.runtimes.get(clientId)?.door;
+    if (door !== undefined) {
+      if (event.case === "dropped") this.opts.metrics?.frameDropped(door, event.value.reason);
+      else if (event.case === "error") this.opts.metrics?.frameFailed(door, event.value.code);
+    }
     if (event.case === "dropped") {
       this.totals.dropped++;
       const r = event.value.reason;
@@ -302,6 +357,7 @@ export class SessionManager {
    * local runtimes stop (other instances keep serving the sessions); alone, the sessions end.
    */
   async shutdown(): Promise<void> {
+    this.closing = true;
     for (const t of this.timers) clearInterval(t);
     await this.scheduler.idle();
     const shared = this.opts.store.kind !== "memory";
@@ -320,6 +376,18 @@ export class SessionManager {
     return this.scheduler.inFlight;
   }
 
+  /** True once shutdown began. */
+  get shuttingDown(): boolean {
+    return this.closing;
+  }
+
+  /** Live runtimes on this instance by door (read by the metrics at scrape time). */
+  sessionsByDoor(): Map<Door, number> {
+    const counts = new Map<Door, number>();
+    for (const r of this.runtimes.values()) if (!r.ended) counts.set(r.door, (counts.get(r.door) ?? 0) + 1);
+    return counts;
+  }
+
   /** Runtimes on this instance (for tests and stats). */
   get localSessions(): number {
     return this.runtimes.size;
@@ -331,6 +399,7 @@ export class SessionManager {
    * toward the measured capacity.
    */
   detectOnce(image: Uint8Array, options: DetectOptions, signal?: AbortSignal): Promise<{ found: FrameDetections; queueMs: number }> {
+    if (this.closing) return Promise.reject(new ShuttingDownError());
     return this.unary.run(
       async (waitedMs) => {
         const found = await this.opts.detector.detect(image, options);
@@ -392,13 +461,14 @@ export class SessionManager {
       this.load.recordFrame(result.processingTimeMs, result.timings?.queueMs ?? startMs - queued.receivedAtMs);
       this.totals.processed++;
       this.totals.processedRate.add(doneMs);
+      this.opts.metrics?.frameProcessed(session.door, result, doneMs - queued.receivedAtMs);
       this.publish(session.clientId, { case: "result", value: result });
       for (const hazard of tracked.ended) this.publish(session.clientId, { case: "hazard", value: toHazardEvent(hazard) });
       this.saveLatency(session, doneMs);
     } catch (err) {
       this.totals.failed++;
       if (errorCodeOf(err) === ErrorCode.INTERNAL) {
-        this.opts.logger.error({ err, clientId: session.clientId, frameId: frame.frameId }, "frame processing failed");
+        this.opts.logger.error({ err, clientId: session.clientId, door: Door[session.door], frameId: frame.frameId }, "frame processing failed");
       }
       this.publish(session.clientId, { case: "error", value: frameErrorOf(frame.frameId, err, this.now()) });
     }
