@@ -18,7 +18,7 @@ import { HAZARD_CLASSES, type GroundTruthBox, type HazardClassName, type RoadSce
  * the horizon, move down and grow as the car approaches (perspective), and leave the frame at the
  * bottom or a side. Some hazards are washed out (glare, spray) for a frame or two, so a detector
  * briefly misses them. Motion and placement come from the tracker's ground-truth generator
- * (src/tracking/synthetic-tracks.ts); the pixels from the road-scene painters, so the default model
+ * (src/tracking/synthetic-tracks.ts); the pixels from the road-scene painters, so the filter model
  * sees the same hazards it sees in still scenes.
  *
  *   const seq = createDrivingSequence({ seed: 1, frames: 60, fps: 10, speedKmh: 30 });
@@ -27,9 +27,9 @@ import { HAZARD_CLASSES, type GroundTruthBox, type HazardClassName, type RoadSce
 
 export interface DrivingSequenceOptions {
   seed: number;
-  /** Number of frames; default 40. Every hazard passes completely within them. */
+  /** Number of frames; default 40. Every hazard passes completely within them (when they are enough). */
   frames?: number;
-  /** Image size; default 640×480 (the default model's native scale). */
+  /** Image size; default 640×480 (the filter model's native scale). */
   width?: number;
   height?: number;
   /** Frame rate the timestamps follow; default 10. */
@@ -109,8 +109,9 @@ export const DEFAULT_DRIVING_OPTIONS = Object.freeze({
 });
 
 /**
- * Sizes on the road, chosen so that the default model (potholes 20–190 px, cracks 60–420 px long in
- * its 640-px input) sees each hazard over a good part of its pass at 640×480.
+ * Sizes on the road, chosen so that the filter model, models/road-hazard-filter.onnx (potholes
+ * 20–190 px, cracks 60–420 px long in its 640-px input), sees each hazard over a good part of its
+ * pass at 640×480.
  */
 export const DRIVING_HAZARD_CLASSES: readonly HazardClass[] = [
   { id: 0, name: "crack", widthM: [1.2, 2.2], aspect: [0.18, 0.45] },
@@ -276,15 +277,16 @@ export function renderDrivingSequence(options: DrivingSequenceOptions): { sequen
 
 /**
  * Hazards at random distances, offsets and sizes, each appearing at a time that lets it pass
- * completely within the sequence. Every pair stays apart in every frame, sideways by about their
- * width: the default model merges nearby dark shapes side by side (two cracks, a row of small
- * potholes near the horizon) into one crack box, and ground truth should stay unambiguous. Fewer hazards than
+ * completely within the sequence. Every pair stays apart in every frame, sideways by their mean
+ * width plus 100 px: the filter model (models/road-hazard-filter.onnx) reads dark shapes side by
+ * side (two cracks, two small potholes near the horizon 50 px apart) as one crack, and ground
+ * truth should stay unambiguous. Fewer hazards than
  * asked for are placed when the road is too crowded.
  */
 function placeHazards(o: Required<DrivingSequenceOptions>, scene: SyntheticScene): SyntheticHazard[] {
   const rng = createRng(deriveSeed(o.seed, 2));
   const uniform = ([lo, hi]: readonly [number, number]): number => rng.uniform(lo, hi);
-  // Hazards start 25–30 m ahead at 43 km/h (where the default model first sees a 1-m pothole),
+  // Hazards start 25–30 m ahead at 43 km/h (where the filter model first sees a 1-m pothole),
   // about 2.5 s before they pass under the car; nearer at low speed, so the wait stays short.
   const reach = Math.max(18, Math.min(30, 2.5 * scene.speedMps));
   const times = Array.from({ length: o.frames }, (_, i) => i / o.fps);
@@ -318,11 +320,11 @@ function placeHazards(o: Required<DrivingSequenceOptions>, scene: SyntheticScene
   return hazards;
 }
 
-/** The hazard's box while it is in view, grown by half its width and a quarter of its height on each side. */
+/** The hazard's box while it is in view, grown by half its width + 50 px and a quarter of its height + 4 px on each side. */
 function spacedBox(scene: SyntheticScene, h: SyntheticHazard, t: number): PixelBox | undefined {
   const p = hazardPoseAt(scene, h, t);
   if (!p) return undefined;
-  const mx = p.w / 2 + 10;
+  const mx = p.w / 2 + 50;
   const my = p.h / 4 + 4;
   const box = { x1: p.cx - p.w / 2 - mx, y1: p.cy - p.h / 2 - my, x2: p.cx + p.w / 2 + mx, y2: p.cy + p.h / 2 + my };
   return box.x2 > 0 && box.x1 < scene.width && box.y1 < scene.height ? box : undefined;
@@ -340,7 +342,7 @@ function checkIndex(index: number, frames: number): void {
  * The hazard's drawing at time t: its box follows the ground-truth generator's pinhole projection.
  * A crack's line width grows with its size up to the painter's widest, and a crack shorter than
  * 50 px does not show at all, fading in up to 90 px: far cracks are thin and faint, as real ones
- * are, and the default model boxes a crack shorter than its 60-px templates far too large.
+ * are, and the filter model boxes a crack shorter than its 60-px templates far too large.
  * Potholes keep their look at every scale.
  */
 function drawingOf(scene: SyntheticScene, plan: HazardPlan, t: number): HazardDrawing | undefined {
