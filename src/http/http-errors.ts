@@ -71,7 +71,9 @@ export function httpStatusOf(err: ConnectError): number {
 export function errorJsonOf(thrown: unknown, nowMs: number, frameId?: string): ErrorJson {
   const err = ConnectError.from(thrown);
   const detail = errorDetailOf(err);
-  const internal = !(thrown instanceof ConnectError);
+  // A fault without a detail (not one the service raised on purpose, e.g. the in-process transport
+  // failing to serialize) says nothing useful to the client and may name internals.
+  const internal = !(thrown instanceof ConnectError) || (!detail && (err.code === Code.Internal || err.code === Code.Unknown));
   return errorJson({
     message: internal ? "internal error" : err.rawMessage,
     code: internal ? ErrorCode.INTERNAL : errorCodeOf(err),

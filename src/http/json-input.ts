@@ -9,6 +9,7 @@ import {
   type SessionConfig,
 } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
+import { checkMetadata, echoableFrameId } from "../rpc/frame-limits.js";
 
 /**
  * JSON and query-string input → protobuf messages. This module only translates types: whether a
@@ -194,21 +195,23 @@ export function frameFromJson(json: JsonObject): Frame {
   const ts = json.timestamp;
   if (ts !== undefined && ts !== null) {
     if (typeof ts !== "number" || !Number.isFinite(ts)) {
-      throw messageError("timestamp", `timestamp must be a number (seconds since the epoch), got ${describe(ts)}`, frame.frameId);
+      throw messageError("timestamp", `timestamp must be a number (seconds since the epoch), got ${describe(ts)}`, echoableFrameId(frame.frameId));
     }
     frame.timestamp = ts;
   }
   const meta = json.metadata;
   if (meta !== undefined && meta !== null) {
-    if (!isJsonObject(meta)) throw messageError("metadata", `metadata must be a JSON object, got ${describe(meta)}`, frame.frameId);
+    if (!isJsonObject(meta)) throw messageError("metadata", `metadata must be a JSON object, got ${describe(meta)}`, echoableFrameId(frame.frameId));
+    // Checked here as well as by the service: metadata too deep for protobuf cannot reach it.
+    checkMetadata(meta, frame.frameId);
     frame.metadata = meta;
   }
   const image = json.image_data;
   if (image !== undefined && image !== null) {
     if (typeof image !== "string") {
-      throw messageError("image_data", `image_data must be a base64 string, got ${describe(image)}`, frame.frameId);
+      throw messageError("image_data", `image_data must be a base64 string, got ${describe(image)}`, echoableFrameId(frame.frameId));
     }
-    frame.imageData = decodeBase64("image_data", image, frame.frameId);
+    frame.imageData = decodeBase64("image_data", image, echoableFrameId(frame.frameId));
   }
   return frame;
 }

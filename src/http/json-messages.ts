@@ -144,7 +144,7 @@ export function errorJson(e: { message: string; code: ErrorCode; frameId?: strin
 }
 
 export const frameErrorJson = (e: FrameError): ErrorJson =>
-  errorJson({ message: e.message, code: e.code, frameId: e.frameId, timestampSec: e.timestamp });
+  errorJson({ message: e.message, code: e.code, frameId: e.frameId, field: e.field, timestampSec: e.timestamp });
 
 export interface FrameDroppedJson {
   type: "frame_dropped";

@@ -8,6 +8,7 @@ import {
 } from "../../gen/hazard/stream/v1/detection_service_pb.js";
 import { ErrorCode, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
+import { echoableFrameId } from "../rpc/frame-limits.js";
 import { errorJsonOf } from "./http-errors.js";
 import {
   configFromJson,
@@ -101,7 +102,7 @@ export function clientMessage(
     if (isBinary) return { request: request({ case: "frame", value: frameFromBytes(bytes) }) };
     const msg = parseJson(bytes.toString("utf8"));
     if (!isJsonObject(msg)) throw apiError(ErrorCode.INVALID_MESSAGE, 'a message must be a JSON object with a "type"');
-    frameId = typeof msg.frame_id === "string" ? msg.frame_id : undefined;
+    frameId = typeof msg.frame_id === "string" ? echoableFrameId(msg.frame_id) : undefined;
     switch (msg.type) {
       case "frame":
         return { request: request({ case: "frame", value: frameFromJson(msg) }) };

@@ -97,5 +97,10 @@ export function errorCodeOf(err: unknown): ErrorCode {
 export function frameErrorOf(frameId: string, err: unknown, nowMs: number): FrameError {
   const code = errorCodeOf(err);
   const message = code === ErrorCode.INTERNAL ? "internal error while processing the frame" : (err as Error).message;
-  return create(FrameErrorSchema, { frameId, code, message, timestamp: nowMs / 1000 });
+  return create(FrameErrorSchema, { frameId, code, message, timestamp: nowMs / 1000, field: fieldOf(code) });
+}
+
+/** The request field a pipeline failure is about: an image that cannot be used is `image_data`'s fault. */
+export function fieldOf(code: ErrorCode): string {
+  return code === ErrorCode.INVALID_IMAGE ? "image_data" : "";
 }
