@@ -15,6 +15,16 @@ export interface FrontOptions {
   h2: Http2Server;
   h1: HttpServer;
   tls?: { cert: Buffer; key: Buffer };
+  /** Connections open at once from one address (0 or absent: no limit); more go to `refuse`. */
+  maxConnectionsPerIp?: number;
+  /**
+   * Servers that answer every request of a connection over the limit with RESOURCE_EXHAUSTED in
+   * its own protocol (429 JSON, gRPC status, Connect error) and then close it: a polite refusal a
+   * client can read, instead of a reset it would retry at once.
+   */
+  refuse?: { h2: Http2Server; h1: HttpServer };
+  /** A cleartext connection that sends no bytes for this long is closed (before any server sees it). */
+  firstBytesTimeoutMs?: number;
 }
 
 export interface Front {
@@ -23,26 +33,49 @@ export interface Front {
   destroyAll(): void;
 }
 
-export function createFront({ h2, h1, tls: tlsOptions }: FrontOptions): Front {
+export function createFront({ h2, h1, tls: tlsOptions, maxConnectionsPerIp = 0, refuse, firstBytesTimeoutMs }: FrontOptions): Front {
   const sockets = new Set<net.Socket>();
-  const track = (socket: net.Socket) => {
+  const perIp = new Map<string, number>();
+  /** Counts the connection; true when it is over its address's limit. */
+  const track = (socket: net.Socket): boolean => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    const ip = socket.remoteAddress ?? "";
+    const open = (perIp.get(ip) ?? 0) + 1;
+    perIp.set(ip, open);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left > 0) perIp.set(ip, left);
+      else perIp.delete(ip);
+    });
     // A reset from a vanished client must not become an unhandled 'error' event.
     socket.on("error", () => socket.destroy());
+    return maxConnectionsPerIp > 0 && open > maxConnectionsPerIp && refuse !== undefined;
+  };
+  const dispatch = (socket: net.Socket, isH2: boolean, over: boolean) => {
+    const to = over && refuse ? refuse : { h2, h1 };
+    (isH2 ? to.h2 : to.h1).emit("connection", socket);
   };
 
   let server: net.Server;
   if (tlsOptions) {
     server = tls.createServer({ ...tlsOptions, ALPNProtocols: ["h2", "http/1.1"] }, (socket) => {
-      track(socket);
-      (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket);
+      const over = track(socket);
+      dispatch(socket, socket.alpnProtocol === "h2", over);
     });
     server.on("tlsClientError", (_err, socket) => socket.destroy());
   } else {
     server = net.createServer((socket) => {
-      track(socket);
-      sniff(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
+      const over = track(socket);
+      // Until the servers take over (they have their own header and idle timeouts), a connection
+      // that sends nothing would be held open for good.
+      const silent = () => socket.destroy();
+      if (firstBytesTimeoutMs) socket.setTimeout(firstBytesTimeoutMs, silent);
+      sniff(socket, (isH2) => {
+        socket.setTimeout(0);
+        socket.off("timeout", silent);
+        dispatch(socket, isH2, over);
+      });
     });
   }
   return {

@@ -10,8 +10,11 @@ import type { NodeHandler, NodeRequest, NodeResponse } from "./node-types.js";
 
 /** Methods of the REST routes besides Connect's GET and POST. */
 const ALLOWED_METHODS = [...new Set([...connectCors.allowedMethods, "GET", "POST", "PATCH", "DELETE"])];
-/** `Last-Event-ID`: sent by a resuming EventSource (or a polyfill), which must not fail a preflight. */
-const ALLOWED_HEADERS = [...connectCors.allowedHeaders, "Last-Event-ID"];
+/**
+ * `Last-Event-ID`: sent by a resuming EventSource (or a polyfill), which must not fail a preflight.
+ * `Authorization`, `X-Api-Key`: API keys (STREAMING_API_KEYS) from browser code.
+ */
+const ALLOWED_HEADERS = [...connectCors.allowedHeaders, "Last-Event-ID", "Authorization", "X-Api-Key"];
 const EXPOSED_HEADERS = [...connectCors.exposedHeaders, "Location"];
 /** Browsers cap this anyway (Chromium: 2 h); it saves a preflight per request. */
 const PREFLIGHT_MAX_AGE_S = 7200;

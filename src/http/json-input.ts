@@ -167,12 +167,23 @@ export function configJsonFromQuery(params: URLSearchParams): JsonObject {
 
 // Standard and URL-safe alphabets, padding optional: what browsers, Python and the base64 CLI produce.
 const BASE64 = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}$/;
-// canvas.toDataURL() and FileReader.readAsDataURL() produce data URLs; accept them as sent.
-const DATA_URL_PREFIX = /^data:[^,;]*(?:;[^,;]*)*;base64,/i;
+
+/**
+ * canvas.toDataURL() and FileReader.readAsDataURL() produce data URLs (`data:image/jpeg;base64,…`);
+ * they are accepted as sent. Parsed by hand: the regex this replaces overflowed the regex stack
+ * (a RangeError, so a 500) on `data:` followed by a few million semicolons.
+ */
+function withoutDataUrlPrefix(text: string): string {
+  if (text.slice(0, 5).toLowerCase() !== "data:") return text;
+  const comma = text.indexOf(",");
+  // "data:" + ";base64" is 12 characters: a comma before that cannot end the prefix.
+  if (comma < 12 || text.slice(comma - 7, comma).toLowerCase() !== ";base64") return text;
+  return text.slice(comma + 1);
+}
 
 /** Strict base64 decoding: Buffer.from() alone silently skips invalid characters. */
 export function decodeBase64(field: string, text: string, frameId?: string): Uint8Array {
-  const body = text.replace(DATA_URL_PREFIX, "").replace(/[\t\n\f\r ]+/g, "");
+  const body = withoutDataUrlPrefix(text).replace(/[\t\n\f\r ]+/g, "");
   if (!BASE64.test(body) || body.replace(/=+$/, "").length % 4 === 1) {
     throw messageError(field, `${field} is not valid base64`, frameId);
   }
@@ -230,10 +241,15 @@ export function frameFromBytes(bytes: Uint8Array, params?: URLSearchParams): Fra
   return frame;
 }
 
-/** Parses a JSON text; malformed JSON is a message-level error, never a dropped connection. */
+/**
+ * Parses a JSON text; malformed JSON is a message-level error, never a dropped connection.
+ * `__proto__` keys are dropped: JSON.parse makes them own properties, harmless until some code
+ * copies the object with assignment (Object.assign, `obj[key] = v`), where they would replace the
+ * copy's prototype. Protobuf drops them on the wire anyway, so in-process and Redis paths agree.
+ */
 export function parseJson(text: string): JsonValue {
   try {
-    return JSON.parse(text) as JsonValue;
+    return JSON.parse(text, (key: string, value: JsonValue) => (key === "__proto__" ? undefined : value)) as JsonValue;
   } catch (err) {
     throw apiError(ErrorCode.INVALID_MESSAGE, `malformed JSON: ${(err as Error).message}`);
   }

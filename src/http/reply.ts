@@ -14,6 +14,8 @@ export function sendJson(res: NodeResponse, status: number, body: object, header
   }
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    // RFC 9110: a 401 names the scheme it wants (API keys as bearer tokens, RFC 6750).
+    ...(status === 401 ? { "WWW-Authenticate": 'Bearer realm="hazard-stream"' } : {}),
     ...headers,
     "Content-Type": "application/json; charset=utf-8",
     "Content-Length": Buffer.byteLength(text),

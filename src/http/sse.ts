@@ -29,6 +29,8 @@ import { isHttp1, sendJson } from "./reply.js";
 
 export interface SseOptions {
   sessions: Client<typeof SessionService>;
+  /** The caller's API key as headers for the in-process watch. */
+  call: { headers: Record<string, string> };
   /** Reconnection delay suggested to EventSource (`retry:`). */
   retryMs: number;
   logger: Logger;
@@ -111,9 +113,6 @@ export async function serveSse(
   let afterEventId: bigint;
   try {
     afterEventId = lastEventId(req, params);
-    // A watch only fails on its first event, which may be seconds away: ask first, so an unknown
-    // id is a 404 (which also stops EventSource from reconnecting) rather than an empty stream.
-    await opts.sessions.getSession({ clientId });
   } catch (err) {
     const { status, body } = httpErrorOf(err, opts.now());
     sendJson(res, status, body);
@@ -124,6 +123,30 @@ export async function serveSse(
   const stop = () => abort.abort();
   res.on("close", stop);
   opts.shutdown.addEventListener("abort", stop, { once: true });
+  const unlisten = () => {
+    res.off("close", stop);
+    opts.shutdown.removeEventListener("abort", stop);
+  };
+
+  const events = opts.sessions
+    .watchSession({ clientId, afterEventId }, { ...opts.call, signal: abort.signal })
+    [Symbol.asyncIterator]();
+  // The watch's first event comes at once (a keepalive: the watch is live), or its refusal does.
+  // Waiting for it before the headers makes a refusal a status — 404 for an unknown session (which
+  // also stops EventSource from reconnecting), 401 without a key, 429 past the watcher limit —
+  // rather than an error event on a stream EventSource would reopen every few seconds.
+  let first: IteratorResult<WatchSessionResponse>;
+  try {
+    first = await events.next();
+  } catch (err) {
+    unlisten();
+    if (abort.signal.aborted) res.end();
+    else {
+      const { status, body } = httpErrorOf(err, opts.now());
+      sendJson(res, status, body);
+    }
+    return;
+  }
 
   res.writeHead(200, {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -134,17 +157,16 @@ export async function serveSse(
   });
   res.write(`retry: ${opts.retryMs}\n: connected\n\n`);
 
-  const events = opts.sessions.watchSession({ clientId, afterEventId }, { signal: abort.signal })[Symbol.asyncIterator]();
   try {
-    for (;;) {
-      const next = await events.next();
-      if (next.done) break;
-      const chunk = sseChunk(next.value);
-      if (chunk === undefined) continue;
+    let next = first;
+    while (!next.done) {
+      // The opening keepalive only says the watch is live, as ": connected" did.
+      const chunk = next === first && next.value.event.case === "keepalive" ? undefined : sseChunk(next.value);
       // Pull the next event only once this one is out: a slow reader then leaves events in the
       // service's bounded watch queue, which cuts it off, instead of in this process's memory.
-      if (!res.write(chunk)) await drained(res, abort.signal);
+      if (chunk !== undefined && !res.write(chunk)) await drained(res, abort.signal);
       if (abort.signal.aborted || next.value.event.case === "ended") break;
+      next = await events.next();
     }
   } catch (err) {
     if (!abort.signal.aborted) {
@@ -152,8 +174,7 @@ export async function serveSse(
       res.write(`data: ${JSON.stringify(errorJsonOf(err, opts.now()))}\n\n`);
     }
   } finally {
-    res.off("close", stop);
-    opts.shutdown.removeEventListener("abort", stop);
+    unlisten();
     abort.abort();
     // Ends the watch generator in the service even when it is parked at a yield (no pending next).
     await events.return?.().catch(() => undefined);

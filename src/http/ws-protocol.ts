@@ -9,6 +9,7 @@ import {
 import { ErrorCode, type SessionConfig } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
 import { echoableFrameId } from "../rpc/frame-limits.js";
+import { API_KEY_PARAM } from "./credentials.js";
 import { errorJsonOf } from "./http-errors.js";
 import {
   configFromJson,
@@ -39,7 +40,7 @@ import {
  */
 
 /** Query parameters besides the config fields. */
-const FLAGS = ["client_id", "session_info", "notify"] as const;
+const FLAGS = ["client_id", "session_info", "notify", API_KEY_PARAM] as const;
 const KNOWN_PARAMS = new Set<string>([...CONFIG_FIELDS, ...FLAGS]);
 
 export interface ConnectionParams {

@@ -6,10 +6,12 @@ import {
   outcomeField,
   REPLAY_WINDOW,
   type CounterSnapshot,
+  type CreateOutcome,
   type EventListener,
   type InstanceReport,
   type LatencySnapshot,
   type SessionEvent,
+  type SessionQuota,
   type SessionRecord,
   type SessionStore,
 } from "./session-store.js";
@@ -29,7 +31,15 @@ export class MemoryStore implements SessionStore {
   private readonly entries = new Map<string, Entry>();
   private report: InstanceReport | undefined;
 
-  async create(record: SessionRecord): Promise<void> {
+  async create(record: SessionRecord, quota?: SessionQuota): Promise<CreateOutcome> {
+    if (quota) {
+      if (this.entries.size >= quota.maxSessions) return "store_full";
+      if (record.owner !== "") {
+        let owned = 0;
+        for (const e of this.entries.values()) if (e.record.owner === record.owner) owned++;
+        if (owned >= quota.maxPerOwner) return "owner_full";
+      }
+    }
     this.entries.set(record.clientId, {
       record: { ...record },
       nextEventId: 1n,
@@ -37,6 +47,7 @@ export class MemoryStore implements SessionStore {
       listeners: new Set(),
       counters: { received: 0, processed: 0, failed: 0, drops: new Map() },
     });
+    return "created";
   }
 
   async get(clientId: string): Promise<SessionRecord | undefined> {

@@ -3,6 +3,37 @@
  * another instance sees an event id without its replay entry or its counter.
  */
 export const REDIS_SCRIPTS = {
+  // KEYS: record, index, owner's set; ARGV: now, ttl, clientId, max sessions (0 = any), max per
+  // owner (0 = any), owner ('' = none), door, config, configVersion, createdAtMs, lastActivityMs.
+  // 1 = created, -1 = the store is full, -2 = the owner is at its limit. The owner's set may hold
+  // ids of sessions that ended (delete does not know the owner): they are dropped here, where the
+  // index says they are gone.
+  hsCreate: {
+    numberOfKeys: 3,
+    lua: `
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local maxSessions = tonumber(ARGV[4])
+if maxSessions > 0 and redis.call('ZCARD', KEYS[2]) >= maxSessions then return -1 end
+if ARGV[6] ~= '' then
+  local maxOwned = tonumber(ARGV[5])
+  if maxOwned > 0 then
+    local owned = 0
+    for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+      local until_ms = redis.call('ZSCORE', KEYS[2], id)
+      if until_ms and tonumber(until_ms) > now then owned = owned + 1 else redis.call('SREM', KEYS[3], id) end
+    end
+    if owned >= maxOwned then return -2 end
+  end
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'door', ARGV[7], 'config', ARGV[8], 'configVersion', ARGV[9],
+  'createdAtMs', ARGV[10], 'lastActivityMs', ARGV[11])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+return 1`,
+  },
   // KEYS: record, counters, seq, replay, latency, index; ARGV: now, ttl, received, clientId
   hsTouch: {
     numberOfKeys: 6,

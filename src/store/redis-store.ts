@@ -12,10 +12,12 @@ import {
   REPLAY_WINDOW,
   StoreUnavailableError,
   type CounterSnapshot,
+  type CreateOutcome,
   type EventListener,
   type InstanceReport,
   type LatencySnapshot,
   type SessionEvent,
+  type SessionQuota,
   type SessionRecord,
   type SessionStore,
 } from "./session-store.js";
@@ -30,6 +32,7 @@ export interface RedisStoreOptions {
 }
 
 type ScriptedRedis = Redis & {
+  hsCreate(s: string, idx: string, owned: string, ...argv: string[]): Promise<number>;
   hsTouch(s: string, c: string, q: string, r: string, l: string, idx: string, now: string, ttl: string, received: string, id: string): Promise<number>;
   hsSetConfig(s: string, expectedVersion: string, config: string): Promise<number>;
   hsPublish(q: string, r: string, c: string, channel: string, payload: Buffer, field: string, ttl: string, window: string): Promise<number>;
@@ -102,23 +105,28 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  async create(r: SessionRecord): Promise<void> {
+  async create(r: SessionRecord, quota?: SessionQuota): Promise<CreateOutcome> {
     const k = this.keys(r.clientId);
-    const ttl = this.opts.sessionTtlMs;
-    await this.run(() =>
-      this.cmd
-        .multi()
-        .hset(k.s, {
-          door: r.door,
-          config: JSON.stringify(r.config),
-          configVersion: r.configVersion,
-          createdAtMs: r.createdAtMs,
-          lastActivityMs: r.lastActivityMs,
-        })
-        .pexpire(k.s, ttl)
-        .zadd(k.idx, r.lastActivityMs + ttl, r.clientId)
-        .exec(),
+    // One script: the count and the creation are atomic across every instance.
+    const outcome = await this.run(() =>
+      this.cmd.hsCreate(
+        k.s,
+        k.idx,
+        this.key("o", r.owner),
+        String(r.lastActivityMs),
+        String(this.opts.sessionTtlMs),
+        r.clientId,
+        String(quota?.maxSessions ?? 0),
+        String(quota?.maxPerOwner ?? 0),
+        r.owner,
+        String(r.door),
+        JSON.stringify(r.config),
+        String(r.configVersion),
+        String(r.createdAtMs),
+        String(r.lastActivityMs),
+      ),
     );
+    return outcome === -1 ? "store_full" : outcome === -2 ? "owner_full" : "created";
   }
 
   async get(clientId: string): Promise<SessionRecord | undefined> {
@@ -126,6 +134,8 @@ export class RedisStore implements SessionStore {
     if (!h.config) return undefined;
     return {
       clientId,
+      // Records written before sessions had owners belong to no key.
+      owner: h.owner ?? "",
       door: Number(h.door) as Door,
       config: JSON.parse(h.config) as EffectiveConfig,
       configVersion: Number(h.configVersion),

@@ -6,6 +6,8 @@ import type { EffectiveConfig } from "../streaming/session-config.js";
 /** The shared, authoritative state of a session (what every instance must agree on). */
 export interface SessionRecord {
   clientId: string;
+  /** Hash of the API key that created the session ("" without keys); other keys cannot see it. */
+  owner: string;
   door: Door;
   config: EffectiveConfig;
   configVersion: number;
@@ -44,6 +46,17 @@ export interface InstanceReport {
 
 export type EventListener = (event: WatchSessionResponse) => void;
 
+/** Limits checked atomically with a session's creation, across every instance sharing the store. */
+export interface SessionQuota {
+  /** Sessions alive at once in the store. */
+  maxSessions: number;
+  /** Sessions alive at once with the new session's owner (not checked for owner ""). */
+  maxPerOwner: number;
+}
+
+/** `created`, or which quota refused the session. */
+export type CreateOutcome = "created" | "store_full" | "owner_full";
+
 /** A store operation failed because the backing store (Redis) is unreachable. */
 export class StoreUnavailableError extends Error {
   override name = "StoreUnavailableError";
@@ -55,7 +68,8 @@ export class StoreUnavailableError extends Error {
  */
 export interface SessionStore {
   readonly kind: "memory" | "redis";
-  create(record: SessionRecord): Promise<void>;
+  /** Stores a new session unless `quota` refuses it (checked atomically with the creation). */
+  create(record: SessionRecord, quota?: SessionQuota): Promise<CreateOutcome>;
   get(clientId: string): Promise<SessionRecord | undefined>;
   /**
    * Replaces the config and bumps configVersion atomically; `update` may throw (validation) and

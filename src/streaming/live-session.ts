@@ -49,6 +49,8 @@ export class LiveSession {
   private readonly subscribers = new Set<SubscriberQueue<WatchSessionResponse>>();
   private frameSeq = 0;
   readonly clientId: string;
+  /** Hash of the API key that created the session ("" without keys). */
+  readonly owner: string;
   readonly door: Door;
   readonly createdAtMs: number;
   config: EffectiveConfig;
@@ -73,6 +75,7 @@ export class LiveSession {
     private readonly hooks: SessionHooks,
   ) {
     this.clientId = record.clientId;
+    this.owner = record.owner;
     this.door = record.door;
     this.createdAtMs = record.createdAtMs;
     this.config = record.config;

@@ -1,0 +1,293 @@
+import http2 from "node:http2";
+import net from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import {
+  DetectionService,
+  StreamDetectionsRequestSchema,
+  StreamStartSchema,
+  type StreamDetectionsRequest,
+} from "../gen/hazard/stream/v1/detection_service_pb.js";
+import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
+import { ErrorCode, ErrorDetailSchema, FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
+import { RequestStream } from "../src/http/request-stream.js";
+import { eventually, RawSse, WsClient, type Json } from "./support/http-clients.js";
+import { sceneJpeg } from "./support/images.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+/**
+ * Each limit is hit with a real client and answered with its documented error; the server goes on
+ * serving frames afterwards. No timing is asserted: only that what should close does close.
+ */
+
+const KEY_A = "limits-key-A-7c3e9a1f";
+const KEY_B = "limits-key-B-2b8d4f6a";
+
+const withKey =
+  (key: string): Interceptor =>
+  (next) =>
+  (req) => {
+    req.header.set("authorization", `Bearer ${key}`);
+    return next(req);
+  };
+
+const errOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+const detailOf = (e: ConnectError | undefined) => (e ? ErrorCode[e.findDetails(ErrorDetailSchema)[0]?.code ?? 0] : undefined);
+
+async function rest(url: string, init: RequestInit = {}): Promise<{ status: number; json: Json; headers: Headers }> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json, headers: res.headers };
+}
+const createRest = (baseUrl: string, key: string) =>
+  rest(`${baseUrl}/stream/sessions`, { method: "POST", headers: { "Content-Type": "application/json", authorization: `Bearer ${key}` }, body: "{}" });
+
+async function streamError(stream: AsyncIterable<unknown>): Promise<ConnectError | undefined> {
+  try {
+    for await (const _ of stream) return undefined;
+    return undefined;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+}
+
+/** A frame through REST + SSE: the service still does its job. */
+async function goodFrame(baseUrl: string, key: string | undefined, jpeg: Uint8Array): Promise<void> {
+  const auth: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  const created = await rest(`${baseUrl}/stream/sessions`, { method: "POST", headers: { "Content-Type": "application/json", ...auth }, body: "{}" });
+  expect(created.status).toBe(201);
+  const id = String(created.json.client_id);
+  const sse = new RawSse(`${baseUrl}/stream/events/${id}`, auth);
+  await sse.headersReceived;
+  expect(sse.status).toBe(200);
+  const sub = await rest(`${baseUrl}/stream/process/${id}?frame_id=good`, { method: "POST", headers: { "Content-Type": "image/jpeg", ...auth }, body: jpeg });
+  expect(sub.status).toBe(202);
+  const result = await sse.waitFor((m) => m.type === "detection_result");
+  expect((result.data as Json).frame_id).toBe("good");
+  expect(((result.data as Json).detections as Json[]).length).toBeGreaterThan(0);
+  sse.close();
+  expect((await rest(`${baseUrl}/stream/sessions/${id}`, { method: "DELETE", headers: auth })).status).toBe(200);
+}
+
+describe("session and watcher limits", () => {
+  let server: TestServer;
+  let jpeg: Uint8Array;
+
+  beforeAll(async () => {
+    server = await startServer({
+      STREAMING_API_KEYS: `${KEY_A},${KEY_B}`,
+      STREAMING_MAX_SESSIONS: "3",
+      STREAMING_MAX_SESSIONS_PER_KEY: "2",
+      STREAMING_MAX_WATCHERS_PER_SESSION: "2",
+      STREAMING_DEFAULT_FPS: "30",
+    });
+    jpeg = (await sceneJpeg(31)).bytes;
+  });
+  afterAll(() => server.close());
+
+  it("sessions per key and in all: RESOURCE_EXHAUSTED on every door that creates one; room again after a delete", async () => {
+    const base = server.baseUrl;
+    const a = createClient(SessionService, createGrpcTransport({ baseUrl: base, interceptors: [withKey(KEY_A)] }));
+    const ids = [(await createRest(base, KEY_A)).json.client_id, (await a.createSession({})).session?.clientId];
+    expect(ids.every((id) => typeof id === "string")).toBe(true);
+
+    // Key A is at its own limit; key B is not.
+    const perKey = await createRest(base, KEY_A);
+    expect(perKey.status).toBe(429);
+    expect(perKey.json).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
+    expect(String(perKey.json.error)).toContain("STREAMING_MAX_SESSIONS_PER_KEY");
+    const grpcErr = await errOf(a.createSession({}));
+    expect([grpcErr?.code, detailOf(grpcErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+
+    const b = createClient(SessionService, createGrpcTransport({ baseUrl: base, interceptors: [withKey(KEY_B)] }));
+    const idB = (await b.createSession({})).session?.clientId ?? "";
+    // Now the service is full (3): key B is refused too, by the other limit.
+    const full = await createRest(base, KEY_B);
+    expect(full.status).toBe(429);
+    expect(String(full.json.error)).toContain("STREAMING_MAX_SESSIONS");
+    expect(String(full.json.error)).not.toContain("PER_KEY");
+
+    // Doors that open a session with their stream: WebSocket and gRPC bidi.
+    const ws = new WsClient(`${base.replace("http", "ws")}/stream/detection?api_key=${KEY_B}`);
+    await ws.opened;
+    expect(await ws.next()).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
+    expect((await ws.closedWith()).code).toBe(1013);
+    const detection = createClient(DetectionService, createGrpcTransport({ baseUrl: base, interceptors: [withKey(KEY_B)] }));
+    const requests = new RequestStream<StreamDetectionsRequest>();
+    requests.push(create(StreamDetectionsRequestSchema, { message: { case: "start", value: create(StreamStartSchema, {}) } }));
+    expect((await streamError(detection.streamDetections(requests)))?.code).toBe(Code.ResourceExhausted);
+    requests.end();
+
+    // Ending sessions makes room; a frame goes through.
+    await b.deleteSession({ clientId: idB });
+    await a.deleteSession({ clientId: String(ids[0]) });
+    await goodFrame(base, KEY_B, jpeg);
+    await a.deleteSession({ clientId: String(ids[1]) });
+  });
+
+  it("watchers per session: SSE 429, WatchSession and a joining WebSocket RESOURCE_EXHAUSTED; room again when one leaves", async () => {
+    const base = server.baseUrl;
+    const id = String((await createRest(base, KEY_A)).json.client_id);
+    const auth = { authorization: `Bearer ${KEY_A}` };
+    const first = new RawSse(`${base}/stream/events/${id}`, auth);
+    const second = new RawSse(`${base}/stream/events/${id}?api_key=${KEY_A}`);
+    await Promise.all([first.headersReceived, second.headersReceived]);
+    expect([first.status, second.status]).toEqual([200, 200]);
+
+    const third = new RawSse(`${base}/stream/events/${id}`, auth);
+    await third.done;
+    expect(third.status).toBe(429);
+    const a = createClient(SessionService, createGrpcTransport({ baseUrl: base, interceptors: [withKey(KEY_A)] }));
+    const watchErr = await streamError(a.watchSession({ clientId: id }));
+    expect([watchErr?.code, detailOf(watchErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+    expect(watchErr?.rawMessage).toContain("STREAMING_MAX_WATCHERS_PER_SESSION");
+    const ws = new WsClient(`${base.replace("http", "ws")}/stream/detection?client_id=${id}&api_key=${KEY_A}`);
+    await ws.opened;
+    expect(await ws.next()).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
+    expect((await ws.closedWith()).code).toBe(1013);
+
+    // One leaves; a new watcher gets in and sees the next frame's result.
+    second.close();
+    let again: RawSse | undefined;
+    await eventually(async () => {
+      again?.close();
+      again = new RawSse(`${base}/stream/events/${id}`, auth);
+      await again.headersReceived;
+      expect(again.status).toBe(200);
+    });
+    const sub = await rest(`${base}/stream/process/${id}?frame_id=w1`, { method: "POST", headers: { "Content-Type": "image/jpeg", ...auth }, body: jpeg });
+    expect(sub.status).toBe(202);
+    expect(await again?.waitFor((m) => m.type === "detection_result")).toMatchObject({ data: { frame_id: "w1" } });
+    again?.close();
+    first.close();
+    await rest(`${base}/stream/sessions/${id}`, { method: "DELETE", headers: auth });
+  });
+});
+
+describe("connections per address", () => {
+  let server: TestServer;
+  let jpeg: Uint8Array;
+
+  beforeAll(async () => {
+    // Long first-bytes timeout: the held connections below send nothing and must stay open.
+    server = await startServer({ MAX_CONNECTIONS_PER_IP: "4", HTTP_HEADERS_TIMEOUT_MS: "60000" });
+    jpeg = (await sceneJpeg(32)).bytes;
+  });
+  afterAll(() => server.close());
+
+  it("past MAX_CONNECTIONS_PER_IP: 429 JSON on HTTP/1.1, RESOURCE_EXHAUSTED on gRPC and Connect, 429 on a WebSocket upgrade", async () => {
+    const base = server.baseUrl;
+    const held = await Promise.all(
+      // All four allowed: the clients below come from the same address and are each one too many.
+      [0, 1, 2, 3].map(
+        () =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect(server.address.port, "127.0.0.1", () => resolve(s));
+            s.on("error", reject);
+          }),
+      ),
+    );
+
+    const r = await rest(`${base}/stream/stats`);
+    expect(r.status).toBe(429);
+    expect(r.json).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
+    expect(String(r.json.error)).toContain("MAX_CONNECTIONS_PER_IP");
+
+    const grpc = createClient(SessionService, createGrpcTransport({ baseUrl: base }));
+    const grpcErr = await errOf(grpc.getServiceStats({}));
+    expect([grpcErr?.code, detailOf(grpcErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+    const connect = createClient(SessionService, createConnectTransport({ baseUrl: base, httpVersion: "1.1" }));
+    expect((await errOf(connect.getServiceStats({})))?.code).toBe(Code.ResourceExhausted);
+
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`${base.replace("http", "ws")}/stream/detection`);
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => reject(new Error("the upgrade was accepted")));
+      ws.on("error", () => undefined);
+    });
+    expect(upgrade).toBe(429);
+
+    for (const s of held) s.destroy();
+    await eventually(async () => expect((await rest(`${base}/stream/stats`)).status).toBe(200));
+    await goodFrame(base, undefined, jpeg);
+    const detection = createClient(DetectionService, createGrpcTransport({ baseUrl: base }));
+    expect((await detection.detect({ frame: create(FrameSchema, { frameId: "after", imageData: jpeg }) })).result?.frameId).toBe("after");
+  });
+});
+
+describe("idle and slow connections are closed", () => {
+  let server: TestServer;
+  let jpeg: Uint8Array;
+
+  beforeAll(async () => {
+    server = await startServer({ HTTP_HEADERS_TIMEOUT_MS: "1000", HTTP_KEEPALIVE_TIMEOUT_MS: "200", HTTP2_IDLE_TIMEOUT_MS: "1000" });
+    jpeg = (await sceneJpeg(33)).bytes;
+  });
+  afterAll(() => server.close());
+
+  /** Opens a raw connection, writes `first` (if any), and resolves with everything read once the server closes it. */
+  const rawUntilClosed = (first?: string) =>
+    new Promise<string>((resolve, reject) => {
+      let got = "";
+      const s = net.connect(server.address.port, "127.0.0.1", () => {
+        if (first !== undefined) s.write(first);
+      });
+      s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+      s.on("close", () => resolve(got));
+      s.on("error", reject);
+      // Far beyond every timeout configured above: a connection still open then is the failure.
+      setTimeout(() => {
+        s.destroy();
+        reject(new Error("the server left the connection open"));
+      }, 60_000).unref();
+    });
+
+  it("a connection that sends nothing, a request whose headers never end, an idle keep-alive, an idle HTTP/2 connection", async () => {
+    const [silent, slowHeaders, keepAlive] = await Promise.all([
+      rawUntilClosed(),
+      rawUntilClosed("GET /stream/stats HTTP/1.1\r\nHost: x\r\nX-Slow: "),
+      rawUntilClosed("GET /stream/stats HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ]);
+    expect(silent).toBe("");
+    expect(slowHeaders).toMatch(/^HTTP\/1\.1 408 /);
+    expect(keepAlive).toMatch(/^HTTP\/1\.1 200 /);
+
+    const goaway = await new Promise<number>((resolve, reject) => {
+      const session = http2.connect(server.baseUrl);
+      session.on("goaway", (code) => resolve(code));
+      session.on("error", reject);
+      setTimeout(() => reject(new Error("no GOAWAY")), 60_000).unref();
+    });
+    expect(goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+
+    await goodFrame(server.baseUrl, undefined, jpeg);
+  });
+
+  it("an HTTP/2 connection with an open stream is not idle, however quiet", async () => {
+    const a = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
+    const id = (await a.createSession({})).session?.clientId ?? "";
+    const abort = new AbortController();
+    const events: string[] = [];
+    const watching = (async () => {
+      for await (const ev of a.watchSession({ clientId: id }, { signal: abort.signal })) {
+        events.push(ev.event.case ?? "");
+        if (ev.event.case === "result") return;
+      }
+    })().catch(() => undefined);
+    await eventually(() => expect(events).toContain("keepalive"));
+    // Longer than HTTP2_IDLE_TIMEOUT_MS without a byte on the connection (keepalives come every 15 s).
+    await new Promise((r) => setTimeout(r, 2500));
+    await a.submitFrame({ clientId: id, frame: create(FrameSchema, { frameId: "quiet", imageData: jpeg }) });
+    await watching;
+    expect(events).toContain("result");
+    abort.abort();
+    await a.deleteSession({ clientId: id });
+  });
+});
