@@ -91,7 +91,20 @@ describe("JSON input → protobuf (type translation only)", () => {
     }
   });
 
-  it.each(["not base64!", "abc*", "A", "AAAA=AAA", "AB+_"])("refuses %j as INVALID_MESSAGE (Buffer.from would have guessed)", (text) => {
+  it.each([
+    ["", ""],
+    ["QQ", "41"],
+    ["QQ=", "41"],
+    ["QQ= =\n", "41"],
+    [" Q U J D ", "414243"],
+    ["\tQUJD\r\n\fQUJD", "414243414243"],
+    ["-_-_", "fbffbf"],
+    ["+/+/", "fbffbf"],
+  ])("decodes %j to %s", (text, hex) => {
+    expect(Buffer.from(decodeBase64("image_data", text)).toString("hex")).toBe(hex);
+  });
+
+  it.each(["not base64!", "abc*", "A", "AAAA=AAA", "AB+_", "QQ===", "QUJD\u00e9", "QUJ\u0141", "QQ\u0000=", "AAAAA", "=QQ"])("refuses %j as INVALID_MESSAGE (Buffer.from would have guessed)", (text) => {
     expect(failure(() => decodeBase64("image_data", text))).toMatchObject({ code: "INVALID_MESSAGE", field: "image_data" });
   });
 
