@@ -172,12 +172,13 @@ export function createDrivingSequence(input: DrivingSequenceOptions): DrivingSeq
   const frameTime = (i: number): number => i / fps;
 
   // Washed-out runs: decided per hazard from its own stream, so adding a hazard changes no other.
+  // A run is followed by at least one frame in which the hazard shows, so a gap never exceeds 2.
   for (const plan of plans) {
     const rng = createRng(deriveSeed(o.seed, 4, plan.hazard.id));
     let left = 0;
     for (let i = 0; i < o.frames; i++) {
       if (!drawingOf(scene, plan, frameTime(i))) continue;
-      if (left === 0 && rng.chance(o.occlusionProbability)) left = rng.chance(0.5) ? 1 : 2;
+      if (left === 0 && !plan.hidden.has(i - 1) && rng.chance(o.occlusionProbability)) left = rng.chance(0.5) ? 1 : 2;
       if (left > 0) {
         plan.hidden.add(i);
         left--;
