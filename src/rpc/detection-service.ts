@@ -124,7 +124,8 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     const finishIfDone = () => {
       if (!inputDone || pending.size > 0 || ending) return;
       ending = true;
-      if (!ownsSession) return out.close();
+      // A session that already ended (or was handed off at shutdown) is not this stream's to end.
+      if (!ownsSession || session.ended) return out.close();
       deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => out.close());
     };
 
@@ -207,6 +208,11 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
         yield msg;
       }
       if (readError) throw readError;
+      if (session.handedOff) {
+        // This instance shut down; the session did not end. An error, not a clean end, so the client
+        // resumes it elsewhere (through a balancer) and resends what was left unanswered.
+        throw apiError(ErrorCode.SERVICE_UNAVAILABLE, "server is shutting down; resume the session (same client_id) on another instance");
+      }
       if (out.overflowed || sub.overflowed) {
         throw apiError(ErrorCode.RESOURCE_EXHAUSTED, "client is not reading results fast enough; stream closed");
       }
@@ -214,7 +220,9 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       session.unsubscribe(sub);
       out.close();
       await forward;
-      if (ownsSession && !ending) await deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => undefined);
+      if (ownsSession && !ending && !session.ended) {
+        await deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => undefined);
+      }
       // The reader ends on its own when the request stream closes or the call is aborted.
       void reader;
     }

@@ -65,6 +65,15 @@ export class LiveSession {
   /** Tracker state lives where the session's frames are processed. */
   readonly tracking = new SessionTracking();
   ended = false;
+  /**
+   * Ended here only, because this instance shut down: the session lives on in the shared store and
+   * its clients may resume it on another instance.
+   */
+  handedOff = false;
+  /** Highest event id this instance published for the session, and the highest the bus delivered. */
+  private lastPublishedId = 0n;
+  private lastDeliveredId = 0n;
+  private caughtUpWaiter: (() => void) | undefined;
   /** Set by the manager: stops delivery of bus events to this runtime. */
   detachBus: () => void = () => undefined;
 
@@ -156,10 +165,34 @@ export class LiveSession {
 
   /** An event of this session arrived from the bus: keep the config in step, fan out locally. */
   deliver(msg: WatchSessionResponse): void {
+    if (msg.eventId > this.lastDeliveredId) this.lastDeliveredId = msg.eventId;
+    if (this.caughtUpWaiter && this.lastDeliveredId >= this.lastPublishedId) this.caughtUpWaiter();
     const e = msg.event;
     if (e.case === "configApplied") this.applyRecord({ config: configOf(e.value, this.config), configVersion: e.value.configVersion });
     for (const s of this.subscribers) s.push(msg);
     if (e.case === "ended") this.endLocal();
+  }
+
+  /** The store numbered an event this instance published (it comes back through the bus). */
+  published(eventId: bigint): void {
+    if (eventId > this.lastPublishedId) this.lastPublishedId = eventId;
+  }
+
+  /**
+   * Resolves once every event this instance published has come back through the bus and reached
+   * this runtime's subscribers, or after `timeoutMs` (a bus that is down must not hold anything up).
+   */
+  caughtUp(timeoutMs: number): Promise<void> {
+    if (this.ended || this.lastDeliveredId >= this.lastPublishedId) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.caughtUpWaiter = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.caughtUpWaiter = done;
+    });
   }
 
   subscribe(capacity: number): SubscriberQueue<WatchSessionResponse> {
@@ -172,6 +205,12 @@ export class LiveSession {
   unsubscribe(q: SubscriberQueue<WatchSessionResponse>): void {
     this.subscribers.delete(q);
     q.close();
+  }
+
+  /** This instance stops serving the session, which lives on in the shared store (see handedOff). */
+  handOff(final: WatchSessionResponse): void {
+    this.handedOff = true;
+    this.endLocal(final);
   }
 
   /** Stops this runtime: waiting frames are reported dropped, local subscribers are closed. */

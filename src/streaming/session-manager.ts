@@ -71,6 +71,9 @@ export class SessionLimitError extends Error {
   override name = "SessionLimitError";
 }
 
+/** How long shutdown waits for this instance's last events to come back through the store's bus. */
+const BUS_CATCH_UP_MS = 1000;
+
 /** Thrown for an unknown or expired client_id; the RPC layer maps it to NOT_FOUND. */
 export class SessionNotFoundError extends Error {
   override name = "SessionNotFoundError";
@@ -95,6 +98,8 @@ export class ShuttingDownError extends Error {
 export class SessionManager {
   private readonly runtimes = new Map<string, LiveSession>();
   private readonly attaching = new Map<string, Promise<LiveSession>>();
+  /** Events on their way to the store (shutdown waits for them). */
+  private readonly publishing = new Set<Promise<void>>();
   private readonly scheduler: FrameScheduler<LiveSession | UnaryQueue, QueuedFrame | UnaryJob>;
   private readonly unary: UnaryQueue;
   private lastAdjustMs: number;
@@ -262,9 +267,14 @@ export class SessionManager {
       const r = event.value.reason;
       if (r === DropReason.SUPERSEDED || r === DropReason.QUEUE_FULL) this.load.recordOverloadDrop();
     }
-    this.opts.store.publish(clientId, event).catch((err: unknown) => {
-      this.opts.logger.warn({ clientId, event: event.case, err: (err as Error).message }, "event not published");
-    });
+    const published = this.opts.store.publish(clientId, event).then(
+      (msg) => this.runtimes.get(clientId)?.published(msg.eventId),
+      (err: unknown) => {
+        this.opts.logger.warn({ clientId, event: event.case, err: (err as Error).message }, "event not published");
+      },
+    );
+    this.publishing.add(published);
+    void published.finally(() => this.publishing.delete(published));
   }
 
   /** Expiry sweep and instance heartbeat. */
@@ -360,11 +370,17 @@ export class SessionManager {
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     await this.scheduler.idle();
+    // The outcomes of the last frames come back to this instance's streams through the store's bus;
+    // with Redis that is a round trip, and a stream closed before it would never answer them.
+    await Promise.all(this.publishing);
+    await Promise.all([...this.runtimes.values()].map((r) => r.caughtUp(BUS_CATCH_UP_MS)));
     const shared = this.opts.store.kind !== "memory";
     for (const runtime of [...this.runtimes.values()]) {
       const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason: EndReason.SHUTDOWN }) };
-      if (shared && runtime.door === Door.SESSION_API) {
-        runtime.endLocal(create(WatchSessionResponseSchema, { event }));
+      if (shared) {
+        // Whatever door opened it, the session lives on in the store: its clients resume it by
+        // client_id on another instance (or it expires after the session timeout).
+        runtime.handOff(create(WatchSessionResponseSchema, { event }));
         this.runtimes.delete(runtime.clientId);
       } else {
         await this.end(runtime.clientId, EndReason.SHUTDOWN).catch(() => runtime.endLocal());

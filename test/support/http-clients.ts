@@ -101,6 +101,8 @@ export class RawSse {
   retry: number | undefined;
   status = 0;
   contentType = "";
+  /** The response's headers, once it came. */
+  responseHeaders: Headers | undefined;
   bytes = 0;
   ended = false;
   private readonly abort = new AbortController();
@@ -108,7 +110,12 @@ export class RawSse {
   private ready!: () => void;
   readonly headersReceived: Promise<void> = new Promise((r) => (this.ready = r));
 
-  constructor(url: string, headers: Record<string, string> = {}) {
+  /** `onEvent` sees each event as it is parsed (for readers that act on events rather than poll). */
+  constructor(
+    url: string,
+    headers: Record<string, string> = {},
+    private readonly onEvent?: (ev: SseEvent) => void,
+  ) {
     this.done = this.run(url, headers).finally(() => {
       this.ended = true;
       this.ready();
@@ -124,6 +131,7 @@ export class RawSse {
     }
     this.status = res.status;
     this.contentType = res.headers.get("content-type") ?? "";
+    this.responseHeaders = res.headers;
     this.ready();
     if (!res.body) return;
     const decoder = new TextDecoder();
@@ -156,6 +164,7 @@ export class RawSse {
     if (data.length > 0) {
       ev.data = data.join("\n");
       this.events.push(ev);
+      this.onEvent?.(ev);
     }
   }
 
