@@ -153,7 +153,8 @@ export class HazardTracker<M = JsonObject> {
     const births = third.unmatchedDetections
       .filter((di) => detections[di].confidence >= o.newTrackThreshold)
       .sort((a, b) => detections[b].confidence - detections[a].confidence);
-    const taken = detections.flatMap((d, i) => (owner[i] === undefined ? [] : [{ classId: d.classId, box: buffered(d, o.matchBuffer) }]));
+    const taken =
+      births.length === 0 ? [] : detections.flatMap((d, i) => (owner[i] === undefined ? [] : [{ classId: d.classId, box: buffered(d, o.matchBuffer) }]));
     for (const di of births) {
       const d = detections[di];
       const box = buffered(d, o.matchBuffer);
