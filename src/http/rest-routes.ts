@@ -104,9 +104,12 @@ export function createRestRoutes(opts: RestRoutesOptions) {
   };
 
   const submitFrame: RestRoute = async ({ req, res, clientId, query, call }) => {
-    // Key and session first: a caller without either must not make the server read and decode
-    // megabytes (the body is then left unread and the connection closed).
-    await sessions.getSession({ clientId }, call);
+    // The key first: a caller without a valid one must not make the server read and decode megabytes
+    // (the body is then left unread and the connection closed). Any other refusal (an unknown
+    // session) comes from the submit itself, once the frame is read, so that it names the frame.
+    await sessions.getSession({ clientId }, call).catch((err: unknown) => {
+      if (isUnauthenticated(err)) throw err;
+    });
     const type = mediaTypeOf(req);
     let frame: Frame;
     if (type.startsWith("image/") || type === "application/octet-stream") {
