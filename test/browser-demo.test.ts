@@ -45,6 +45,7 @@ interface Snapshot {
   boxes: Array<{ className: string; confidence: number; track: string | null; rgba: number[] }>;
   watchEvents: number;
   watchResults: number;
+  maxInFlight: number;
   hazards: string;
 }
 
@@ -69,6 +70,7 @@ const SNAPSHOT = `(() => {
     boxes,
     watchEvents: Number(watch.events),
     watchResults: Number(watch.results),
+    maxInFlight: Number(stage.dataset.maxInFlight ?? 0),
     hazards: document.getElementById("stat-hazards").textContent,
   };
 })()`;
@@ -89,7 +91,7 @@ function get(baseUrl: string, rawPath: string, headers: Record<string, string> =
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startServer({ MODEL_PATH, STREAMING_DEFAULT_FPS: "10" });
+  server = await startServer({ MODEL_PATH, STREAMING_DEFAULT_FPS: "10", SHUTDOWN_TIMEOUT_MS: "1000" });
 });
 afterAll(() => server?.close());
 
@@ -171,26 +173,33 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
   });
 
   const snapshot = () => page.evaluate(SNAPSHOT) as Promise<Snapshot>;
-  const maxInFlight = async () => Number(await page.evaluate(`document.getElementById("stage").dataset.maxInFlight`));
 
-  /** Polls the page until `done` holds; fails with the page's last state and status line. */
-  async function until(what: string, done: (s: Snapshot) => boolean, timeoutMs = 20_000): Promise<Snapshot> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Polls the page until `done` holds; fails with the page's last state and status line. (Polled
+   * from here: the page's CSP forbids the eval that page.waitForFunction runs in the page.)
+   */
+  async function until(what: string, done: (s: Snapshot) => boolean, o: { allowError?: boolean } = {}): Promise<Snapshot> {
+    const deadline = Date.now() + 20_000;
     for (;;) {
       const s = await snapshot();
       if (done(s)) return s;
-      if (s.state === "error" || Date.now() > deadline) {
+      if ((s.state === "error" && !o.allowError) || Date.now() > deadline) {
         throw new Error(`${what}: page is ${s.state} ("${s.status}") after ${s.results} results; ${pageErrors.join("; ")}`);
       }
       await page.waitForTimeout(100);
     }
   }
 
-  async function startDoor(door: DoorKind): Promise<Snapshot> {
-    await page.goto(`${server.baseUrl}/demo`);
+  async function openPage(door: DoorKind, o: { baseUrl?: string; apiKey?: string } = {}): Promise<void> {
+    await page.goto(`${o.baseUrl ?? server.baseUrl}/demo`);
     await page.selectOption("#source", "camera");
     await page.selectOption("#door", door);
+    if (o.apiKey) await page.fill("#api-key", o.apiKey);
     await page.click("#start");
+  }
+
+  async function startDoor(door: DoorKind, o: { baseUrl?: string; apiKey?: string } = {}): Promise<Snapshot> {
+    await openPage(door, o);
     return until("streaming", (s) => s.state === "running" && s.results >= 1);
   }
 
@@ -243,16 +252,37 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
     });
   }
 
+  it("sends the API key a server with STREAMING_API_KEYS asks for, on every kind of door", async () => {
+    const KEY = "browser-demo-key-0123456789";
+    // The browser keeps connections open; closing waits for them no longer than this.
+    const keyed = await startServer({ MODEL_PATH, STREAMING_API_KEYS: KEY, SHUTDOWN_TIMEOUT_MS: "1000" });
+    try {
+      await context.grantPermissions(["camera"], { origin: keyed.baseUrl });
+      // Query parameter (WebSocket), header + query (REST + EventSource), headers (Connect, gRPC-Web).
+      for (const door of ["ws-binary", "rest-sse", "connect-session"] as const) {
+        const s = await startDoor(door, { baseUrl: keyed.baseUrl, apiKey: KEY });
+        expect(s.results, door).toBeGreaterThan(0);
+        if (door === "connect-session") await until("WatchSession results", (x) => x.watchResults > 0);
+        await page.click("#stop");
+      }
+      await openPage("connect-session", { baseUrl: keyed.baseUrl });
+      const refused = await until("refusal", (x) => x.state === "error", { allowError: true });
+      expect(refused.status).toContain("API key");
+    } finally {
+      await keyed.close();
+    }
+  });
+
   it("keeps one frame in flight at a time unless pipelining is ticked", async () => {
     await startDoor("ws-binary");
     await page.fill("#fps", "30");
     const first = (await snapshot()).results;
     await until("more results at 30 fps", (x) => x.results >= first + 10);
-    expect(await maxInFlight()).toBe(1);
+    expect((await snapshot()).maxInFlight).toBe(1);
     await page.check("#pipelining");
     // A frame leaves every 33 ms; each takes longer than that to come back (encode, upload, inference).
-    await page.waitForFunction(`Number(document.getElementById("stage").dataset.maxInFlight) > 1`, undefined, { timeout: 20_000 });
-    expect(await maxInFlight()).toBeLessThanOrEqual(4);
+    await until("several frames in flight", (x) => x.maxInFlight > 1);
+    expect((await snapshot()).maxInFlight).toBeLessThanOrEqual(4);
     await page.click("#stop");
   });
 

@@ -44,7 +44,9 @@ export interface HazardStreamClientOptions {
    * practice), false for Connect (requests readable in the network panel).
    */
   useBinaryFormat?: boolean;
-  /** E.g. an API-key header, or logging. */
+  /** Sent as `x-api-key` on every call, for a server run with STREAMING_API_KEYS. */
+  apiKey?: string;
+  /** E.g. logging, or other headers. */
   interceptors?: Interceptor[];
   /** A transport built elsewhere (tests: createRouterTransport); overrides the options above. */
   transport?: Transport;
@@ -99,7 +101,15 @@ export class HazardStreamClient {
 
   constructor(opts: HazardStreamClientOptions) {
     const protocol = opts.protocol ?? "connect";
-    const common = { baseUrl: opts.baseUrl, interceptors: opts.interceptors ?? [] };
+    const interceptors = [...(opts.interceptors ?? [])];
+    const key = opts.apiKey;
+    if (key) {
+      interceptors.push((next) => (req) => {
+        req.header.set("x-api-key", key);
+        return next(req);
+      });
+    }
+    const common = { baseUrl: opts.baseUrl, interceptors };
     const transport =
       opts.transport ??
       (protocol === "grpc-web"
@@ -142,12 +152,34 @@ export class HazardStreamClient {
 
   /**
    * The session's events until it ends (the iteration then finishes) or `signal` aborts (it throws
-   * a Canceled ConnectError). Pass the last `eventId` seen as `afterEventId` to resume after a
-   * network failure without losing events still in the replay window.
+   * a Canceled ConnectError). The first event is a keepalive sent as soon as the watch is live. Pass
+   * the last `eventId` seen as `afterEventId` to resume after a network failure without losing
+   * events still in the replay window.
    */
   watchSession(clientId: string, opts: CallOptions & { afterEventId?: bigint } = {}): AsyncIterable<WatchSessionResponse> {
     const { afterEventId, ...call } = opts;
     return this.sessions.watchSession({ clientId, afterEventId: afterEventId ?? 0n }, call);
+  }
+
+  /**
+   * Opens a watch and resolves once it is live — every event from then on reaches it — with the
+   * events after the opening keepalive. Submit frames after this resolves and no result can slip
+   * past; refusals (unknown session, wrong key, too many watchers) reject here.
+   */
+  async openWatch(clientId: string, opts: CallOptions & { afterEventId?: bigint } = {}): Promise<AsyncIterable<WatchSessionResponse>> {
+    const it = this.watchSession(clientId, opts)[Symbol.asyncIterator]();
+    const first = await it.next();
+    const rest: AsyncIterable<WatchSessionResponse> = { [Symbol.asyncIterator]: () => it };
+    if (first.done) return rest;
+    if (first.value.event.case === "keepalive") return rest;
+    // A server without the opening keepalive: hand the event on rather than lose it.
+    const head = first.value;
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield head;
+        yield* rest;
+      },
+    };
   }
 
   async sessionStats(clientId: string, opts?: CallOptions): Promise<SessionStats> {

@@ -18,7 +18,7 @@ import {
 export interface EventSourceLike {
   readonly readyState: number;
   close(): void;
-  addEventListener(type: "message" | "error" | "open", listener: (ev: { data?: unknown }) => void): void;
+  addEventListener(type: "message" | "error" | "open", listener: (ev: { readonly type: string; data?: unknown }) => void): void;
 }
 
 export type EventSourceFactory = (url: string) => EventSourceLike;
@@ -46,6 +46,11 @@ export class ApiError extends Error {
 
 export interface RestSseOptions {
   baseUrl: string;
+  /**
+   * For a server run with STREAMING_API_KEYS: an `x-api-key` header on requests, `?api_key=` on the
+   * event stream (EventSource cannot send headers).
+   */
+  apiKey?: string;
   fetch?: typeof globalThis.fetch;
   eventSource?: EventSourceFactory;
 }
@@ -98,7 +103,9 @@ export class RestSseSession {
    * Last-Event-ID); it is closed here once the session ends, or by the returned function.
    */
   listen(onMessage: (m: ServerMessage) => void, onError?: () => void): () => void {
-    const es = (this.opts.eventSource ?? globalEventSource)(new URL(this.session.sse_endpoint, this.opts.baseUrl).toString());
+    const url = new URL(this.session.sse_endpoint, this.opts.baseUrl);
+    if (this.opts.apiKey) url.searchParams.set("api_key", this.opts.apiKey);
+    const es = (this.opts.eventSource ?? globalEventSource)(url.toString());
     es.addEventListener("message", (ev) => {
       const msg = typeof ev.data === "string" ? parseServerMessage(ev.data) : undefined;
       if (!msg) return;
@@ -119,6 +126,7 @@ async function request<T>(
   body: { json?: object; body?: Uint8Array; contentType?: string },
 ): Promise<T> {
   const headers: Record<string, string> = {};
+  if (opts.apiKey) headers["x-api-key"] = opts.apiKey;
   let payload: string | Uint8Array<ArrayBuffer> | undefined;
   if (body.json !== undefined) {
     headers["Content-Type"] = "application/json";

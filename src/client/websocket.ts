@@ -27,6 +27,7 @@ export interface WebSocketLike {
 }
 
 export interface SocketEvent {
+  readonly type: string;
   data?: unknown;
   code?: number;
   reason?: string;
@@ -48,6 +49,8 @@ export interface DetectionSocketOptions {
   config?: ConfigPatch;
   /** Join this existing session instead of opening one. */
   clientId?: string;
+  /** For a server run with STREAMING_API_KEYS; sent as `?api_key=` (browsers cannot set WebSocket headers). */
+  apiKey?: string;
   connect?: WebSocketFactory;
 }
 
@@ -79,6 +82,7 @@ export class DetectionSocket {
     q.set("session_info", "true");
     q.set("notify", "true");
     if (opts.clientId) q.set("client_id", opts.clientId);
+    if (opts.apiKey) q.set("api_key", opts.apiKey);
     const ws = (opts.connect ?? globalWebSocket)(webSocketUrl(opts.baseUrl, "/stream/detection", q));
     ws.binaryType = "arraybuffer";
     return new Promise((resolve, reject) => {

@@ -41,6 +41,8 @@ export interface Door {
 
 export interface DoorOptions {
   baseUrl: string;
+  /** Only for a server run with STREAMING_API_KEYS. */
+  apiKey?: string;
   config: ConfigPatch;
   onEvent: (e: DoorEvent) => void;
 }
@@ -60,7 +62,7 @@ export async function openDoor(kind: DoorKind, o: DoorOptions): Promise<Door> {
 }
 
 async function openWebSocketDoor(kind: "ws-binary" | "ws-json", o: DoorOptions): Promise<Door> {
-  const socket = await DetectionSocket.open({ baseUrl: o.baseUrl, config: o.config });
+  const socket = await DetectionSocket.open({ baseUrl: o.baseUrl, apiKey: o.apiKey, config: o.config });
   const binary = kind === "ws-binary";
   // Binary frames are numbered by the server and answered in the order sent (drop notices
   // included), so the oldest unanswered frame is the one an answer is about.
@@ -93,7 +95,7 @@ async function openWebSocketDoor(kind: "ws-binary" | "ws-json", o: DoorOptions):
 }
 
 async function openRestDoor(o: DoorOptions): Promise<Door> {
-  const rest = await RestSseSession.create({ baseUrl: o.baseUrl, config: o.config });
+  const rest = await RestSseSession.create({ baseUrl: o.baseUrl, apiKey: o.apiKey, config: o.config });
   const stop = rest.listen(
     (m) => {
       const e = jsonEvent(m, (id) => id);
@@ -125,10 +127,10 @@ async function openRestDoor(o: DoorOptions): Promise<Door> {
 }
 
 /** Frames as protobuf bytes: Connect's JSON would carry every image as base64 (a third larger, and encoded in JS). */
-const frameClient = (baseUrl: string) => new HazardStreamClient({ baseUrl, protocol: "connect", useBinaryFormat: true });
+const frameClient = (o: DoorOptions) => new HazardStreamClient({ baseUrl: o.baseUrl, apiKey: o.apiKey, protocol: "connect", useBinaryFormat: true });
 
 function openUnaryDoor(o: DoorOptions): Door {
-  const rpc = frameClient(o.baseUrl);
+  const rpc = frameClient(o);
   // Detect has no session: thresholds travel with every call; fps_limit and tracking do not apply.
   let config = o.config;
   let version = 1;
@@ -151,14 +153,19 @@ function openUnaryDoor(o: DoorOptions): Door {
 }
 
 async function openSessionDoor(o: DoorOptions): Promise<Door> {
-  const rpc = frameClient(o.baseUrl);
+  const rpc = frameClient(o);
   // Server streaming over gRPC-Web: what a browser behind a grpc-web proxy would use.
-  const watcher = new HazardStreamClient({ baseUrl: o.baseUrl, protocol: "grpc-web" });
+  const watcher = new HazardStreamClient({ baseUrl: o.baseUrl, apiKey: o.apiKey, protocol: "grpc-web" });
   const session = await rpc.createSession(configFromPatch(o.config));
   const abort = new AbortController();
+  // Live before the first frame goes out, or that frame's result could pass unseen.
+  const events = await watcher.openWatch(session.clientId, { signal: abort.signal }).catch(async (err: unknown) => {
+    await rpc.deleteSession(session.clientId).catch(() => undefined);
+    throw err;
+  });
   void (async () => {
     try {
-      for await (const ev of watcher.watchSession(session.clientId, { signal: abort.signal })) {
+      for await (const ev of events) {
         const e = watchEvent(ev);
         if (e) o.onEvent(e);
       }

@@ -21,6 +21,7 @@ export function findElements() {
     file: el("file", HTMLInputElement),
     door: el("door", HTMLSelectElement),
     doorNote: el("door-note", HTMLParagraphElement),
+    apiKey: el("api-key", HTMLInputElement),
     fps: el("fps", HTMLInputElement),
     fpsOut: el("fps-out", HTMLOutputElement),
     conf: el("conf", HTMLInputElement),

@@ -45,6 +45,8 @@ let run: Run | undefined;
 
 type RunState = "idle" | "starting" | "running" | "error";
 
+const apiKey = (): string | undefined => ui.apiKey.value.trim() || undefined;
+
 function config(): ConfigPatch {
   return { fps_limit: Number(ui.fps.value), confidence_threshold: Number(ui.conf.value), enable_tracking: ui.tracking.checked };
 }
@@ -83,6 +85,7 @@ async function start(): Promise<void> {
     let current: Run | undefined;
     const door = await openDoor(kind, {
       baseUrl: location.origin,
+      apiKey: apiKey(),
       config: config(),
       onEvent: (e) => (current ? onDoorEvent(current, e) : early.push(e)),
     });
@@ -112,7 +115,7 @@ async function start(): Promise<void> {
       clientId: door.clientId ?? "",
     });
     watchPanel.reset(ui.watch.checked && door.clientId !== undefined);
-    if (ui.watch.checked && door.clientId) void watchPanel.watch(location.origin, door.clientId, current.watchAbort.signal);
+    if (ui.watch.checked && door.clientId) void watchPanel.watch(location.origin, apiKey(), door.clientId, current.watchAbort.signal);
     ui.stop.disabled = false;
     setState("running", `${doorInfo(kind)?.label ?? kind} · ${source.label}`);
     for (const e of early) onDoorEvent(current, e);

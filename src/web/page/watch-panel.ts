@@ -23,8 +23,8 @@ export class WatchPanel {
     this.log.replaceChildren();
   }
 
-  async watch(baseUrl: string, clientId: string, signal: AbortSignal): Promise<void> {
-    const client = new HazardStreamClient({ baseUrl, protocol: "grpc-web" });
+  async watch(baseUrl: string, apiKey: string | undefined, clientId: string, signal: AbortSignal): Promise<void> {
+    const client = new HazardStreamClient({ baseUrl, apiKey, protocol: "grpc-web" });
     const counts = new Map<string, number>();
     let events = 0;
     try {
