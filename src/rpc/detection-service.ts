@@ -188,8 +188,9 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
         }
       } catch (err) {
         // The client went away mid-stream (the abort signal ends the writer side), or its request
-        // stream broke. Nothing after the broken message can be read, but the stream must not end
-        // as if the client had closed it: the frames sent before are answered, then it fails.
+        // stream broke. Nothing after the broken message can be read, and the stream must not end
+        // as if the client had closed it: it fails with the reason. (connect-node aborts the call
+        // once its request body fails, so frames still in flight may go unanswered.)
         if (!ctx.signal.aborted) readError = requestStreamError(err);
       } finally {
         inputDone = true;
