@@ -89,11 +89,17 @@ function get(baseUrl: string, rawPath: string, headers: Record<string, string> =
   });
 }
 
+const API_KEY = "browser-demo-key-0123456789";
+/** The default service, and one with access control (STREAMING_API_KEYS). */
 let server: TestServer;
+let keyed: TestServer;
 beforeAll(async () => {
-  server = await startServer({ MODEL_PATH, STREAMING_DEFAULT_FPS: "10", SHUTDOWN_TIMEOUT_MS: "1000" });
+  // Started side by side: loading a model is most of a server's start. The browser keeps
+  // connections open, and closing waits for them no longer than SHUTDOWN_TIMEOUT_MS.
+  const common = { MODEL_PATH, STREAMING_DEFAULT_FPS: "10", SHUTDOWN_TIMEOUT_MS: "1000" };
+  [server, keyed] = await Promise.all([startServer(common), startServer({ ...common, STREAMING_API_KEYS: API_KEY })]);
 });
-afterAll(() => server?.close());
+afterAll(() => Promise.all([server?.close(), keyed?.close()]));
 
 describe("demo page assets", () => {
   it("redirects / to /demo and serves the page with a strict Content-Security-Policy", async () => {
@@ -253,24 +259,17 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
   }
 
   it("sends the API key a server with STREAMING_API_KEYS asks for, on every kind of door", async () => {
-    const KEY = "browser-demo-key-0123456789";
-    // The browser keeps connections open; closing waits for them no longer than this.
-    const keyed = await startServer({ MODEL_PATH, STREAMING_API_KEYS: KEY, SHUTDOWN_TIMEOUT_MS: "1000" });
-    try {
-      await context.grantPermissions(["camera"], { origin: keyed.baseUrl });
-      // Query parameter (WebSocket), header + query (REST + EventSource), headers (Connect, gRPC-Web).
-      for (const door of ["ws-binary", "rest-sse", "connect-session"] as const) {
-        const s = await startDoor(door, { baseUrl: keyed.baseUrl, apiKey: KEY });
-        expect(s.results, door).toBeGreaterThan(0);
-        if (door === "connect-session") await until("WatchSession results", (x) => x.watchResults > 0);
-        await page.click("#stop");
-      }
-      await openPage("connect-session", { baseUrl: keyed.baseUrl });
-      const refused = await until("refusal", (x) => x.state === "error", { allowError: true });
-      expect(refused.status).toContain("API key");
-    } finally {
-      await keyed.close();
+    await context.grantPermissions(["camera"], { origin: keyed.baseUrl });
+    // Query parameter (WebSocket), header + query (REST + EventSource), headers (Connect, gRPC-Web).
+    for (const door of ["ws-binary", "rest-sse", "connect-session"] as const) {
+      const s = await startDoor(door, { baseUrl: keyed.baseUrl, apiKey: API_KEY });
+      expect(s.results, door).toBeGreaterThan(0);
+      if (door === "connect-session") await until("WatchSession results", (x) => x.watchResults > 0);
+      await page.click("#stop");
     }
+    await openPage("connect-session", { baseUrl: keyed.baseUrl });
+    const refused = await until("refusal", (x) => x.state === "error", { allowError: true });
+    expect(refused.status).toContain("API key");
   });
 
   it("keeps one frame in flight at a time unless pipelining is ticked", async () => {

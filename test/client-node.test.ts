@@ -123,7 +123,7 @@ describe("RestSseSession (fetch + eventsource)", () => {
       eventSource: (url) => new EventSource(url),
     });
     const q = inbox();
-    const stop = rest.listen(q.push);
+    const stop = await rest.listen(q.push);
     const sent = await rest.submitImage(jpeg, { frameId: "r1" });
     expect(sent.accepted).toBe(true);
     const result = await next(q, "detection_result");
@@ -134,6 +134,8 @@ describe("RestSseSession (fetch + eventsource)", () => {
     await rest.delete();
     expect((await next(q, "session_ended")).reason).toBe("DELETED");
     stop();
+    // The stream of a session that is gone is refused (404), not retried forever.
+    await expect(rest.listen(() => undefined)).rejects.toMatchObject({ code: "EVENT_STREAM_REFUSED" });
   });
 });
 
@@ -163,7 +165,7 @@ describe("API keys (STREAMING_API_KEYS): a header where the door allows one, ?ap
 
     const rest = await RestSseSession.create({ baseUrl: keyed.baseUrl, apiKey: KEY, eventSource: (url) => new EventSource(url) });
     const events = inbox();
-    const stop = rest.listen(events.push);
+    const stop = await rest.listen(events.push);
     await rest.submitImage(jpeg, { frameId: "k1" });
     expect((await next(events, "detection_result")).data.frame_id).toBe("k1");
     stop();

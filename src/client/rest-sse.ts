@@ -99,23 +99,34 @@ export class RestSseSession {
   }
 
   /**
-   * Opens the session's event stream. The EventSource reconnects by itself (resuming with
-   * Last-Event-ID); it is closed here once the session ends, or by the returned function.
+   * Opens the session's event stream and resolves, with a function that closes it, once the stream
+   * is live: results of frames submitted from then on cannot pass unseen. Rejects when the server
+   * refuses the stream (unknown session, wrong key). The EventSource reconnects by itself after a
+   * network failure (resuming with Last-Event-ID); it is closed here once the session ends.
    */
-  listen(onMessage: (m: ServerMessage) => void, onError?: () => void): () => void {
+  listen(onMessage: (m: ServerMessage) => void, onError?: () => void): Promise<() => void> {
     const url = new URL(this.session.sse_endpoint, this.opts.baseUrl);
     if (this.opts.apiKey) url.searchParams.set("api_key", this.opts.apiKey);
     const es = (this.opts.eventSource ?? globalEventSource)(url.toString());
-    es.addEventListener("message", (ev) => {
-      const msg = typeof ev.data === "string" ? parseServerMessage(ev.data) : undefined;
-      if (!msg) return;
-      if (msg.type === "session_ended") es.close();
-      onMessage(msg);
+    const close = () => es.close();
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      es.addEventListener("open", () => {
+        opened = true;
+        resolve(close);
+      });
+      es.addEventListener("message", (ev) => {
+        const msg = typeof ev.data === "string" ? parseServerMessage(ev.data) : undefined;
+        if (!msg) return;
+        if (msg.type === "session_ended") es.close();
+        onMessage(msg);
+      });
+      es.addEventListener("error", () => {
+        if (es.readyState !== CLOSED) return;
+        if (opened) onError?.();
+        else reject(new ApiError(0, "EVENT_STREAM_REFUSED", `the event stream of session ${this.clientId} was refused`));
+      });
     });
-    es.addEventListener("error", () => {
-      if (es.readyState === CLOSED) onError?.();
-    });
-    return () => es.close();
   }
 }
 

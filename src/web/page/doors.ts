@@ -96,13 +96,19 @@ async function openWebSocketDoor(kind: "ws-binary" | "ws-json", o: DoorOptions):
 
 async function openRestDoor(o: DoorOptions): Promise<Door> {
   const rest = await RestSseSession.create({ baseUrl: o.baseUrl, apiKey: o.apiKey, config: o.config });
-  const stop = rest.listen(
-    (m) => {
-      const e = jsonEvent(m, (id) => id);
-      if (e) o.onEvent(e);
-    },
-    () => o.onEvent({ kind: "closed", reason: "event stream closed" }),
-  );
+  // Live before the first frame goes out, or that frame's result could pass unseen.
+  const stop = await rest
+    .listen(
+      (m) => {
+        const e = jsonEvent(m, (id) => id);
+        if (e) o.onEvent(e);
+      },
+      () => o.onEvent({ kind: "closed", reason: "event stream closed" }),
+    )
+    .catch(async (err: unknown) => {
+      await rest.delete().catch(() => undefined);
+      throw err;
+    });
   return {
     kind: "rest-sse",
     clientId: rest.clientId,
