@@ -71,7 +71,8 @@ export async function sessionStats(sessions: SessionManager, clientId: string, n
     latencyMs: useLocal ? summary(local.latencyMs) : create(LatencySummarySchema, shared.latencyMs),
     queueDepth: useLocal ? s.queueDepth : shared.queueDepth,
     lastActivityAt: timestampFromMs(s.lastActivityMs),
-    uniqueHazards: [...s.tracking.uniqueCounts()].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
+    // From the store: summed over every instance that tracked the session's frames.
+    uniqueHazards: [...c.hazards].map(([className, count]) => create(ClassCountSchema, { className, count: BigInt(count) })),
     allowedFps: s.allowedFps,
     createdAt: timestampFromMs(s.createdAtMs),
   });

@@ -5,6 +5,7 @@ import type { EffectiveConfig } from "../streaming/session-config.js";
 import {
   outcomeField,
   REPLAY_WINDOW,
+  TRACK_ID_BLOCK,
   type CounterSnapshot,
   type CreateOutcome,
   type EventListener,
@@ -23,6 +24,7 @@ interface Entry {
   listeners: Set<EventListener>;
   counters: CounterSnapshot;
   latency?: LatencySnapshot;
+  trackIdBlocks: number;
 }
 
 /** The embedded default: one instance, everything in this process. Expiry is the manager's sweep. */
@@ -45,7 +47,8 @@ export class MemoryStore implements SessionStore {
       nextEventId: 1n,
       replay: [],
       listeners: new Set(),
-      counters: { received: 0, processed: 0, failed: 0, drops: new Map() },
+      counters: emptyCounters(),
+      trackIdBlocks: 0,
     });
     return "created";
   }
@@ -80,7 +83,19 @@ export class MemoryStore implements SessionStore {
 
   async counters(clientId: string): Promise<CounterSnapshot> {
     const c = this.entries.get(clientId)?.counters;
-    return c ? { ...c, drops: new Map(c.drops) } : { received: 0, processed: 0, failed: 0, drops: new Map() };
+    return c ? { ...c, drops: new Map(c.drops), hazards: new Map(c.hazards) } : emptyCounters();
+  }
+
+  async countHazards(clientId: string, byClass: ReadonlyMap<string, number>): Promise<void> {
+    const hazards = this.entries.get(clientId)?.counters.hazards;
+    if (!hazards) return;
+    for (const [name, n] of byClass) hazards.set(name, (hazards.get(name) ?? 0) + n);
+  }
+
+  async reserveTrackIds(clientId: string): Promise<number> {
+    const e = this.entries.get(clientId);
+    const block = e ? e.trackIdBlocks++ : 0;
+    return 1 + block * TRACK_ID_BLOCK;
   }
 
   async saveLatency(clientId: string, snapshot: LatencySnapshot): Promise<void> {
@@ -124,6 +139,10 @@ export class MemoryStore implements SessionStore {
   async close(): Promise<void> {
     this.entries.clear();
   }
+}
+
+function emptyCounters(): CounterSnapshot {
+  return { received: 0, processed: 0, failed: 0, drops: new Map(), hazards: new Map() };
 }
 
 export function countOutcome(c: CounterSnapshot, field: string | undefined): void {

@@ -10,6 +10,7 @@ import { REDIS_SCRIPTS } from "./redis-scripts.js";
 import {
   outcomeField,
   REPLAY_WINDOW,
+  TRACK_ID_BLOCK,
   StoreUnavailableError,
   type CounterSnapshot,
   type CreateOutcome,
@@ -184,8 +185,28 @@ export class RedisStore implements SessionStore {
   async counters(clientId: string): Promise<CounterSnapshot> {
     const h = await this.run(() => this.cmd.hgetall(this.keys(clientId).c));
     const drops = new Map<DropReason, number>();
-    for (const [f, v] of Object.entries(h)) if (f.startsWith("drop:")) drops.set(Number(f.slice(5)) as DropReason, Number(v));
-    return { received: Number(h.received ?? 0), processed: Number(h.processed ?? 0), failed: Number(h.failed ?? 0), drops };
+    const hazards = new Map<string, number>();
+    for (const [f, v] of Object.entries(h)) {
+      if (f.startsWith("drop:")) drops.set(Number(f.slice(5)) as DropReason, Number(v));
+      else if (f.startsWith("hazard:")) hazards.set(f.slice(7), Number(v));
+    }
+    return { received: Number(h.received ?? 0), processed: Number(h.processed ?? 0), failed: Number(h.failed ?? 0), drops, hazards };
+  }
+
+  async countHazards(clientId: string, byClass: ReadonlyMap<string, number>): Promise<void> {
+    if (byClass.size === 0) return;
+    const c = this.keys(clientId).c;
+    const tx = this.cmd.multi();
+    for (const [name, n] of byClass) tx.hincrby(c, `hazard:${name}`, n);
+    // The counters hash normally exists (touch wrote it); a TTL keeps a late write from leaking it.
+    await this.run(() => tx.pexpire(c, this.opts.sessionTtlMs).exec());
+  }
+
+  async reserveTrackIds(clientId: string): Promise<number> {
+    const c = this.keys(clientId).c;
+    const res = await this.run(() => this.cmd.multi().hincrby(c, "trackIdBlocks", 1).pexpire(c, this.opts.sessionTtlMs).exec());
+    const blocks = Number(res?.[0]?.[1] ?? 1);
+    return 1 + (blocks - 1) * TRACK_ID_BLOCK;
   }
 
   async saveLatency(clientId: string, snapshot: LatencySnapshot): Promise<void> {

@@ -24,7 +24,16 @@ export interface CounterSnapshot {
   processed: number;
   failed: number;
   drops: Map<DropReason, number>;
+  /** Confirmed hazard tracks per class name, summed over every instance's tracker of the session. */
+  hazards: Map<string, number>;
 }
+
+/**
+ * Track ids a session's tracker takes at a time (reserveTrackIds): each instance that tracks the
+ * session's frames takes its own block, so ids stay unique within the session across instances.
+ * 2^20 keeps 4095 blocks inside the uint32 `track_id`.
+ */
+export const TRACK_ID_BLOCK = 2 ** 20;
 
 /** Latency percentiles, as last reported by an instance that processes the session's frames. */
 export interface LatencySnapshot {
@@ -82,6 +91,13 @@ export interface SessionStore {
   delete(clientId: string): Promise<boolean>;
   list(): Promise<SessionRecord[]>;
   counters(clientId: string): Promise<CounterSnapshot>;
+  /** Adds confirmed hazard tracks (per class name) to the session's counters. */
+  countHazards(clientId: string, byClass: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * Reserves the session's next block of TRACK_ID_BLOCK track ids and returns its first id: 1 for
+   * the first block, then 1 + TRACK_ID_BLOCK, and so on.
+   */
+  reserveTrackIds(clientId: string): Promise<number>;
   saveLatency(clientId: string, snapshot: LatencySnapshot): Promise<void>;
   latency(clientId: string): Promise<LatencySnapshot | undefined>;
 

@@ -370,6 +370,12 @@ export class SessionManager {
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     await this.scheduler.idle();
+    if (this.opts.store.kind !== "memory") {
+      // Handed-off sessions go on elsewhere with a fresh tracker: this instance's open tracks end here.
+      for (const runtime of this.runtimes.values()) {
+        for (const hazard of runtime.tracking.flush()) this.publish(runtime.clientId, { case: "hazard", value: toHazardEvent(hazard) });
+      }
+    }
     // The outcomes of the last frames come back to this instance's streams through the store's bus;
     // with Redis that is a round trip, and a stream closed before it would never answer them.
     await Promise.all(this.publishing);
@@ -458,6 +464,10 @@ export class SessionManager {
       options.inputSize = this.inputSizeFor(config.quality);
       if (config.enableTracking) options.confidenceThreshold = Math.min(options.confidenceThreshold, TRACKER_LOW_CONFIDENCE);
       const found = await this.opts.detector.detect(frame.imageData, options);
+      if (config.enableTracking) {
+        // One store call per block of 2^20 ids: ids stay unique when other instances track the session too.
+        await session.tracking.reserveIds(found.detections.length, () => this.opts.store.reserveTrackIds(session.clientId));
+      }
       const trackStart = performance.now();
       const tracked = session.tracking.update(config.enableTracking, found.detections, config.confidenceThreshold, {
         timestampSec: frame.timestamp > 0 ? frame.timestamp : queued.receivedAtMs / 1000,
@@ -478,6 +488,12 @@ export class SessionManager {
       this.totals.processed++;
       this.totals.processedRate.add(doneMs);
       this.opts.metrics?.frameProcessed(session.door, result, doneMs - queued.receivedAtMs);
+      if (tracked.confirmed.size > 0) {
+        // Sent before the result on the same connection, so whoever sees the result sees the count.
+        this.opts.store.countHazards(session.clientId, tracked.confirmed).catch((err: unknown) => {
+          this.opts.logger.warn({ clientId: session.clientId, err: (err as Error).message }, "hazard count not stored");
+        });
+      }
       this.publish(session.clientId, { case: "result", value: result });
       for (const hazard of tracked.ended) this.publish(session.clientId, { case: "hazard", value: toHazardEvent(hazard) });
       this.saveLatency(session, doneMs);

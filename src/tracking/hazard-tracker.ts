@@ -56,7 +56,14 @@ export class HazardTracker<M = JsonObject> {
   private lastTime: number | undefined;
   private readonly counts = new Map<string, number>();
 
-  constructor(options: Partial<TrackerOptions> = {}) {
+  /**
+   * `takeId` hands out track ids when several trackers must share one id space (a session tracked
+   * on several instances); by default ids count up from 1.
+   */
+  constructor(
+    options: Partial<TrackerOptions> = {},
+    private readonly takeId: () => number = () => this.nextId++,
+  ) {
     this.options = Object.freeze(validateOptions({ ...DEFAULT_TRACKER_OPTIONS, ...options }));
     this.kalman = new BoxKalmanFilter(1 / 30, {
       position: this.options.positionNoise,
@@ -161,7 +168,7 @@ export class HazardTracker<M = JsonObject> {
       if (taken.some((x) => x.classId === d.classId && similarSize(x.box, box) && iou(x.box, box) >= o.duplicateIou)) continue;
       taken.push({ classId: d.classId, box });
       const t: Track<M> = {
-        id: this.nextId++,
+        id: this.takeId(),
         state: "tentative",
         misses: 0,
         classId: d.classId,
