@@ -92,12 +92,15 @@ function get(baseUrl: string, rawPath: string, headers: Record<string, string> =
 const API_KEY = "browser-demo-key-0123456789";
 /** The default service, and one with access control (STREAMING_API_KEYS). */
 let server: TestServer;
-let keyed: TestServer;
+let keyed: TestServer | undefined;
 beforeAll(async () => {
   // Started side by side: loading a model is most of a server's start. The browser keeps
   // connections open, and closing waits for them no longer than SHUTDOWN_TIMEOUT_MS.
   const common = { MODEL_PATH, STREAMING_DEFAULT_FPS: "10", SHUTDOWN_TIMEOUT_MS: "1000" };
-  [server, keyed] = await Promise.all([startServer(common), startServer({ ...common, STREAMING_API_KEYS: API_KEY })]);
+  [server, keyed] = await Promise.all([
+    startServer(common),
+    hasChromium ? startServer({ ...common, STREAMING_API_KEYS: API_KEY }) : undefined,
+  ]);
 });
 afterAll(() => Promise.all([server?.close(), keyed?.close()]));
 
@@ -259,6 +262,7 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
   }
 
   it("sends the API key a server with STREAMING_API_KEYS asks for, on every kind of door", async () => {
+    if (!keyed) throw new Error("the keyed server did not start");
     await context.grantPermissions(["camera"], { origin: keyed.baseUrl });
     // Query parameter (WebSocket), header + query (REST + EventSource), headers (Connect, gRPC-Web).
     for (const door of ["ws-binary", "rest-sse", "connect-session"] as const) {
