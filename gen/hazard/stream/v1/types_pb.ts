@@ -419,7 +419,7 @@ export const DetectionResultSchema: GenMessage<DetectionResult> = /*@__PURE__*/
  */
 export type Timings = Message<"hazard.stream.v1.Timings"> & {
   /**
-   * Time between receipt and the start of processing.
+   * Waiting: between receipt and the start of processing, plus any wait for a free inference worker.
    *
    * @generated from field: double queue_ms = 1;
    */
