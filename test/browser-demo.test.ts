@@ -91,55 +91,43 @@ function get(baseUrl: string, rawPath: string, headers: Record<string, string> =
 
 const API_KEY = "browser-demo-key-0123456789";
 /** The default service, and one with access control (STREAMING_API_KEYS). */
-let server: TestServer;
+let server: TestServer | undefined;
 let keyed: TestServer | undefined;
-beforeAll(async () => {
-  // Started side by side: loading a model is most of a server's start. The browser keeps
-  // connections open, and closing waits for them no longer than SHUTDOWN_TIMEOUT_MS.
+let started: Promise<void>;
+beforeAll(() => {
+  // Loading a model is most of a server's start: both start side by side, and are not awaited
+  // here, so the browser suite renders its clip and launches Chromium meanwhile. Every suite
+  // awaits `started`. The browser keeps connections open; closing waits for them no longer than
+  // SHUTDOWN_TIMEOUT_MS.
   const common = { MODEL_PATH, STREAMING_DEFAULT_FPS: "10", SHUTDOWN_TIMEOUT_MS: "1000" };
-  [server, keyed] = await Promise.all([
+  started = Promise.all([
     startServer(common),
     hasChromium ? startServer({ ...common, STREAMING_API_KEYS: API_KEY }) : undefined,
-  ]);
-});
-afterAll(() => Promise.all([server?.close(), keyed?.close()]));
-
-describe("demo page assets", () => {
-  it("redirects / to /demo and serves the page with a strict Content-Security-Policy", async () => {
-    const root = await get(server.baseUrl, "/");
-    expect(root.status).toBe(302);
-    expect(root.headers.location).toBe("/demo");
-    const page = await get(server.baseUrl, "/demo/");
-    expect(page.status).toBe(200);
-    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
-    expect(page.headers["content-security-policy"]).toContain("script-src 'self'");
-    expect(page.headers["x-content-type-options"]).toBe("nosniff");
-    expect(page.body).toContain('src="/demo/demo.js"');
-    const js = await get(server.baseUrl, "/demo/demo.js");
-    expect(js.status).toBe(200);
-    expect(js.headers["content-type"]).toBe("text/javascript; charset=utf-8");
-    const again = await get(server.baseUrl, "/demo/demo.js", { "If-None-Match": String(js.headers.etag) });
-    expect(again.status).toBe(304);
-    const head = await get(server.baseUrl, "/demo/demo.css", {}, "HEAD");
-    expect(head.status).toBe(200);
-    expect(head.body).toBe("");
+  ]).then(([plain, withKeys]) => {
+    server = plain;
+    keyed = withKeys;
   });
-
-  it("serves only its fixed assets: no file path reaches the file system", async () => {
-    for (const path of ["/demo/main.ts", "/demo/demo.html", "/demo/../package.json", "/demo/%2e%2e/src/main.ts", "/demo/..%2fpackage.json", "/package.json"]) {
-      const res = await get(server.baseUrl, path);
-      expect(res.status, path).toBe(404);
-      expect(res.body, path).not.toContain("hazard-stream");
-    }
-    expect((await get(server.baseUrl, "/demo", {}, "POST")).status).toBe(405);
-  });
+  // Awaited later; this only keeps an early failure from counting as an unhandled rejection.
+  started.catch(() => undefined);
 });
+afterAll(async () => {
+  await started.catch(() => undefined);
+  await Promise.all([server?.close(), keyed?.close()]);
+});
+
+/** The plain server, once started. */
+async function plainServer(): Promise<TestServer> {
+  await started;
+  if (!server) throw new Error("the server did not start");
+  return server;
+}
 
 const suite = "demo page in headless Chromium with a fake camera";
 if (!hasChromium) console.warn(`skipping "${suite}": ${CHROMIUM} not found (Debian: apt-get install chromium; .ci/run installs it)`);
 
 describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHROMIUM} not found`, () => {
   let tmp: string;
+  let base: string;
   let context: BrowserContext;
   let page: Page;
   const pageErrors: string[] = [];
@@ -168,7 +156,8 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
         `--use-file-for-fake-video-capture=${y4m}`,
       ],
     });
-    await context.grantPermissions(["camera"], { origin: server.baseUrl });
+    base = (await plainServer()).baseUrl;
+    await context.grantPermissions(["camera"], { origin: base });
     page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
     page.on("console", (m) => {
@@ -200,7 +189,7 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
   }
 
   async function openPage(door: DoorKind, o: { baseUrl?: string; apiKey?: string } = {}): Promise<void> {
-    await page.goto(`${o.baseUrl ?? server.baseUrl}/demo`);
+    await page.goto(`${o.baseUrl ?? base}/demo`);
     await page.selectOption("#source", "camera");
     await page.selectOption("#door", door);
     if (o.apiKey) await page.fill("#api-key", o.apiKey);
@@ -301,5 +290,41 @@ describe.skipIf(!hasChromium)(hasChromium ? suite : `${suite} — skipped: ${CHR
     await page.screenshot({ path: PHONE_SHOT, fullPage: true });
     await page.click("#stop");
     await page.setViewportSize(LAPTOP);
+  });
+});
+
+describe("demo page assets", () => {
+  let base: string;
+  beforeAll(async () => {
+    base = (await plainServer()).baseUrl;
+  });
+
+  it("redirects / to /demo and serves the page with a strict Content-Security-Policy", async () => {
+    const root = await get(base, "/");
+    expect(root.status).toBe(302);
+    expect(root.headers.location).toBe("/demo");
+    const page = await get(base, "/demo/");
+    expect(page.status).toBe(200);
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(page.headers["content-security-policy"]).toContain("script-src 'self'");
+    expect(page.headers["x-content-type-options"]).toBe("nosniff");
+    expect(page.body).toContain('src="/demo/demo.js"');
+    const js = await get(base, "/demo/demo.js");
+    expect(js.status).toBe(200);
+    expect(js.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    const again = await get(base, "/demo/demo.js", { "If-None-Match": String(js.headers.etag) });
+    expect(again.status).toBe(304);
+    const head = await get(base, "/demo/demo.css", {}, "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.body).toBe("");
+  });
+
+  it("serves only its fixed assets: no file path reaches the file system", async () => {
+    for (const path of ["/demo/main.ts", "/demo/demo.html", "/demo/../package.json", "/demo/%2e%2e/src/main.ts", "/demo/..%2fpackage.json", "/package.json"]) {
+      const res = await get(base, path);
+      expect(res.status, path).toBe(404);
+      expect(res.body, path).not.toContain("hazard-stream");
+    }
+    expect((await get(base, "/demo", {}, "POST")).status).toBe(405);
   });
 });
