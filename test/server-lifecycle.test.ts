@@ -1,8 +1,7 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
@@ -19,33 +18,13 @@ import { FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { RequestStream as PushStream } from "../src/http/request-stream.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer } from "./support/server.js";
+import { startServerProcess } from "./support/server-process.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Starts `src/main.ts` as `npm start` does, on an ephemeral port; resolves with its port. */
-function startProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: string[] = [];
-  const port = new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      logs.push(line);
-      const m = /listening on https?:\/\/[^:]+:(\d+)/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    child.stderr.on("data", (d: Buffer) => logs.push(d.toString()));
-    child.once("exit", (code) => reject(new Error(`server exited early (${code}): ${logs.join("\n")}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, port, exited, logs };
-}
-
 describe("process lifecycle", () => {
   it("SIGTERM drains open streams: every frame sent is answered, the stream ends cleanly, exit code 0", async () => {
-    const proc = startProcess({ STREAMING_DEFAULT_FPS: "30" });
+    const proc = startServerProcess({ STREAMING_DEFAULT_FPS: "30" });
     const port = await proc.port;
     expect(proc.logs.join("\n")).toMatch(/inference: onnxruntime/);
     const client = createClient(DetectionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
