@@ -17,6 +17,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // Node ends the process on an uncaught exception or an unhandled rejection (its default, kept:
+  // the state may be broken); this puts the reason in the JSON log first, where operators look.
+  process.on("uncaughtExceptionMonitor", (err, origin) => {
+    logger.fatal({ err, origin }, origin === "unhandledRejection" ? "unhandled rejection: exiting" : "uncaught exception: exiting");
+  });
   const app = await createApp(config, logger);
   // Listening comes first so probes get an answer (NOT_SERVING) while the model loads, or while a
   // model that failed to load is retried; "listening on" is logged once the API serves.

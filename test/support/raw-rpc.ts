@@ -84,12 +84,27 @@ export interface RawAnswer {
   error: ConnectError | undefined;
 }
 
-/** gRPC (or Connect streaming, by content type) over h2c; sends `body` and half-closes. */
-export function rawH2(baseUrl: string, path: string, contentType: string, body: Buffer, headers: Record<string, string> = {}): Promise<RawAnswer> {
+/**
+ * gRPC (or Connect streaming, by content type) over h2c; sends `body` and half-closes. On its own
+ * connection, or on `opts.session` (left open); fails after `opts.timeoutMs` without an answer.
+ */
+export function rawH2(
+  baseUrl: string,
+  path: string,
+  contentType: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+  opts: { session?: http2.ClientHttp2Session; timeoutMs?: number } = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(baseUrl);
-    session.on("error", reject);
+    const own = opts.session === undefined;
+    const session = opts.session ?? http2.connect(baseUrl);
+    if (own) session.on("error", reject);
     const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers", ...headers });
+    const timer = setTimeout(() => {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new Error(`no answer within ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs ?? 30_000);
     let head: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
@@ -98,7 +113,8 @@ export function rawH2(baseUrl: string, path: string, contentType: string, body: 
     stream.on("data", (d: Buffer) => chunks.push(d));
     stream.on("error", () => undefined); // a reset after the answer: the answer is what counts
     stream.on("close", () => {
-      session.close();
+      clearTimeout(timer);
+      if (own) session.close();
       const all = Buffer.concat(chunks);
       const status = Number(head[":status"] ?? 0);
       const envelopes = splitEnvelopes(all);
