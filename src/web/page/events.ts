@@ -17,6 +17,8 @@ export interface Box {
   confidence: number;
   className: string;
   trackId?: number;
+  /** The track is confirmed (tentative tracks may still turn out to be one-frame noise). */
+  confirmed?: boolean;
 }
 
 export type DoorEvent =
@@ -30,7 +32,7 @@ export type DoorEvent =
 
 export function boxFromJson(d: DetectionJson): Box {
   const [x1, y1, x2, y2] = d.bbox;
-  return { x1, y1, x2, y2, confidence: d.confidence, className: d.class_name, ...(d.track_id === undefined ? {} : { trackId: d.track_id }) };
+  return { x1, y1, x2, y2, confidence: d.confidence, className: d.class_name, ...(d.track_id === undefined ? {} : { trackId: d.track_id, confirmed: d.track_confirmed === true }) };
 }
 
 export function boxFromProto(d: DetectionProto): Box {
@@ -42,7 +44,7 @@ export function boxFromProto(d: DetectionProto): Box {
     y2: b?.y2 ?? 0,
     confidence: d.confidence,
     className: d.className,
-    ...(d.trackId === undefined ? {} : { trackId: d.trackId }),
+    ...(d.trackId === undefined ? {} : { trackId: d.trackId, confirmed: d.trackConfirmed }),
   };
 }
 

@@ -198,7 +198,8 @@ function onDoorEvent(r: Run, e: DoorEvent): void {
       const sentAt = r.inFlight.get(e.frameId);
       r.inFlight.delete(e.frameId);
       r.stats.result(now, sentAt === undefined ? 0 : now - sentAt, e.processingMs);
-      for (const b of e.boxes) if (b.trackId !== undefined) r.stats.track(b.className, b.trackId);
+      // Unique hazards as the server counts them: confirmed tracks only.
+      for (const b of e.boxes) if (b.trackId !== undefined && b.confirmed) r.stats.track(b.className, b.trackId);
       // With pipelining, answers may overtake each other: never draw an older frame over a newer one.
       const seq = Number(e.frameId.slice(1));
       if (seq >= r.lastDrawnSeq) {
