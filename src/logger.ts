@@ -38,7 +38,10 @@ export function scrub(s: string): string {
 }
 
 /** pino's error serializer (its message and stack include the causes), with every string scrubbed. */
-function scrubError(e: Error): ReturnType<typeof stdSerializers.err> {
+function scrubError(e: unknown): unknown {
+  // Whatever is logged under `err` comes here, a bare message string too (`{ err: err.message }`);
+  // a serializer that throws turns that log line into an unhandled error that ends the process.
+  if (!(e instanceof Error)) return scrubValue(e);
   const s = stdSerializers.err(e);
   for (const key of Object.keys(s)) {
     const v: unknown = s[key];

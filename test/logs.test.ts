@@ -128,9 +128,12 @@ describe("structured logs", () => {
     const log = createLogger("info", sink);
     log.info({ frame: { imageData: new Uint8Array([1, 2, 3]) }, image_data: "x", note: run }, `message with ${run}`);
     log.error({ err: new Error(`parse failed near ${run}`) }, "failed");
+    // Call sites also log a message as `err`; that must neither throw nor skip the scrub.
+    log.warn({ err: `store unavailable near ${run}` }, "not published");
     const out = lines.join("");
     expect(out).not.toContain(run);
     expect(out).toContain("[image data]");
     expect(out).toContain("[200 base64-like chars removed]");
+    expect(out).toContain("store unavailable near [200 base64-like chars removed]");
   });
 });
