@@ -38,6 +38,8 @@ export interface BenchOptions {
   reportFrom: string | undefined;
   /** Back-to-back A/B points at 3x capacity: flow control ignored, WebSocket deflate off. */
   ablations: boolean;
+  /** Seconds of the steady below-capacity run with memory sampling (0: skip). */
+  steadySec: number;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -57,6 +59,8 @@ export const USAGE = `npm run bench -- [options]
   --publish          also write bench/RESULTS.md and bench/results.svg
   --no-ablations     skip the A/B points (3x capacity: flow control ignored; WebSocket deflate off);
                      they run by default except with --quick
+  --steady S         seconds of a steady run below capacity (default model, gRPC) with the server's
+                     memory sampled after forced GCs, for growth (default 300; --quick 20; 0 skips)
   --quick            short points, few of them (about a minute on a quiet 2-core box)
   --report-from F    re-render a results.json (e.g. after editing bench/notes.md); measures nothing`;
 
@@ -110,6 +114,7 @@ export function parseCli(argv: string[]): BenchOptions | "help" {
       "no-ablations": { type: "boolean", default: false },
       "report-from": { type: "string" },
       quick: { type: "boolean", default: false },
+      steady: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -139,6 +144,7 @@ export function parseCli(argv: string[]): BenchOptions | "help" {
     honorFlowControl: !values["no-flow-control"],
     publish: values.publish,
     ablations: !quick && !values["no-ablations"],
+    steadySec: values.steady === "0" ? 0 : positive("steady", values.steady ?? (quick ? "20" : "300")),
     reportFrom: values["report-from"] === undefined ? undefined : resolve(process.cwd(), values["report-from"]),
   };
 }

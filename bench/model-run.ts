@@ -7,6 +7,7 @@ import { pairedLatency, type PairedLatency } from "./paired.js";
 import { processRssBytes } from "./proc.js";
 import { startServer, type ServerChild } from "./server-child.js";
 import { round } from "./stats.js";
+import { steadyRun, type SteadyResult } from "./steady.js";
 import { warmServer } from "./warm.js";
 
 export interface ModelResult {
@@ -26,6 +27,8 @@ export interface ModelResult {
   /** 10 sessions x 10 FPS (default model only). */
   tenByTen: PointResult[];
   ablations: Ablation[];
+  /** A long run below capacity with memory sampled (default model only; --steady 0 skips it). */
+  steady: SteadyResult | null;
 }
 
 /** The same point twice, back to back, with one thing changed. */
@@ -110,6 +113,7 @@ async function measureModel(
     points: [],
     tenByTen: [],
     ablations: [],
+    steady: null,
   };
   // Idle sessions first, on a server that has not yet grown its heap under load.
   result.idle = await benchIdle(server, opts.idleSessions);
@@ -157,6 +161,18 @@ async function measureModel(
   if (model.label === "default") {
     const doors: DoorName[] = opts.quick ? opts.doors.filter((d) => d === "grpc") : opts.doors;
     for (const door of doors) result.tenByTen.push(await point({ ...base, door, sessions: 10, fps: 10 }));
+  }
+  if (model.label === "default" && opts.steadySec > 0 && opts.doors.includes("grpc")) {
+    // Below capacity (about 60 % of it), so memory is judged at a steady state, not under overload.
+    const sessions = Math.max(1, Math.floor((0.6 * cap) / opts.fps));
+    log(`steady: ${sessions} sessions x ${opts.fps} FPS on grpc for ${opts.steadySec} s, server memory sampled`);
+    result.steady = await steadyRun(
+      { ...base, door: "grpc", sessions, durationSec: opts.steadySec },
+      server,
+      frames,
+      Math.max(5, Math.min(30, opts.steadySec / 10)),
+      log,
+    );
   }
   if (opts.ablations) {
     const ab = async (name: string, door: DoorName, change: Partial<PointSpec>) => {

@@ -94,6 +94,23 @@ export function ratioRows(m: ModelResult, doors: readonly DoorName[]): RatioRow[
     });
   }
   for (const p of m.tenByTen) rows.push(tenByTenRow(m.label, p));
+  if (m.steady) {
+    const st = m.steady;
+    const first = st.samples[0];
+    const last = st.samples[st.samples.length - 1];
+    // "No growth": what is left of a leak after warm-up must stay within noise, under 1 MB/min
+    // (a session's frames are ~100 KB each, so a leaked frame per second would show as 6 MB/min).
+    const grows = st.rssSlopeMBPerMin >= 1 || st.heapSlopeMBPerMin >= 1;
+    rows.push({
+      model: m.label,
+      metric: `memory over a ${fmt(st.durationSec / 60, 1)}-minute steady run (${st.sessions} sessions x ${st.fps} FPS): slope after the first minute`,
+      door: st.door,
+      value: `RSS ${st.rssSlopeMBPerMin >= 0 ? "+" : ""}${fmt(st.rssSlopeMBPerMin, 2)} MB/min, heap ${st.heapSlopeMBPerMin >= 0 ? "+" : ""}${fmt(st.heapSlopeMBPerMin, 2)} MB/min`,
+      target: "no growth (< 1 MB/min)",
+      pass: st.samples.length >= 3 ? !grows : null,
+      detail: `${st.samples.length} samples after forced GC; RSS ${fmt(first?.rssMB ?? 0, 1)} → ${fmt(last?.rssMB ?? 0, 1)} MB, heap+external ${fmt(first?.heapMB ?? 0, 1)} → ${fmt(last?.heapMB ?? 0, 1)} MB; delivered ${fmt(st.point.deliveredFps, 1)} fps, p95 ${fmt(st.point.latency.p95, 0)} ms`,
+    });
+  }
   return rows;
 }
 
