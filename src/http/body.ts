@@ -1,3 +1,4 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import { apiError } from "../rpc/errors.js";
 import type { NodeRequest } from "./node-types.js";
@@ -21,13 +22,22 @@ export async function readBody(req: NodeRequest, limit: number): Promise<Buffer>
   if (declared !== undefined && Number(declared) > limit) throw bodyTooLarge(limit, Number(declared));
   const chunks: Buffer[] = [];
   let size = 0;
-  // Not a plain `for await`: leaving it early would destroy the request, and with it the socket
-  // the 413 answer has to go out on.
-  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buf.length;
-    if (size > limit) throw bodyTooLarge(limit);
-    chunks.push(buf);
+  try {
+    // Not a plain `for await`: leaving it early would destroy the request, and with it the socket
+    // the 413 answer has to go out on.
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      size += buf.length;
+      if (size > limit) throw bodyTooLarge(limit);
+      chunks.push(buf);
+    }
+  } catch (err) {
+    // The client went away in the middle of its upload ("aborted"): its doing, not a server fault
+    // (so no 500 and no error in the log), and nobody is left to read an answer.
+    if (!(err instanceof ConnectError) && req.destroyed) {
+      throw new ConnectError("the client closed the connection before the request body arrived", Code.Canceled);
+    }
+    throw err;
   }
   return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
 }

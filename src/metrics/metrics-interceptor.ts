@@ -33,10 +33,14 @@ export function metricsInterceptor(metrics: HazardMetrics): Interceptor {
       metrics.rpcStreamsActive.inc({ method });
       return {
         ...res,
-        message: onStreamEnd(res.message, (err) => {
-          metrics.rpcStreamsActive.dec({ method });
-          handled(err);
-        }),
+        message: onStreamEnd(
+          res.message,
+          (err) => {
+            metrics.rpcStreamsActive.dec({ method });
+            handled(err);
+          },
+          req.signal,
+        ),
       };
     } catch (err) {
       handled(err);

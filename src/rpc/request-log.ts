@@ -70,7 +70,7 @@ export function requestLogInterceptor(logger: Logger, via: "network" | "http"): 
         finish(undefined, false);
         return res;
       }
-      return { ...res, message: onStreamEnd(res.message, (err) => finish(err, true)) };
+      return { ...res, message: onStreamEnd(res.message, (err) => finish(err, true), req.signal) };
     } catch (err) {
       finish(err, req.stream);
       throw err;
