@@ -105,6 +105,8 @@ class Runner {
   readonly refusals: string[] = [];
   /** Frames sent again because their connection ended before answering. */
   resent = 0;
+  /** Where accepted uploads (REST) went. */
+  readonly uploads: Array<{ instance: number; phase: Phase }> = [];
   failure: unknown;
   /** Waiting at world.gate before its next frame. */
   atGate = false;
@@ -469,7 +471,10 @@ describe.skipIf(SKIP !== undefined)(SKIP ? `${SUITE} — ${SKIP}` : SUITE, () =>
             body: jpeg,
           });
           const body = await res.text();
-          if (res.status === 202) return { accepted: true };
+          if (res.status === 202) {
+            r.uploads.push({ instance: upstreamOf(res.headers.get(UPSTREAM_HEADER)), phase: world.phase });
+            return { accepted: true };
+          }
           return { refused: `POST ${res.status} ${body.slice(0, 160)}` };
         } catch (err) {
           return { refused: `POST: ${String(err)}` };
@@ -495,6 +500,7 @@ describe.skipIf(SKIP !== undefined)(SKIP ? `${SUITE} — ${SKIP}` : SUITE, () =>
     const watch = async () => {
       while (running) {
         let opened = false;
+        let sawEnd = false;
         const onHeader = (h: Headers) => {
           r.instance = upstreamOf(h.get(UPSTREAM_HEADER));
           r.opens.push({ clientId: r.clientId, instance: r.instance, resumed: lastEventId > 0n });
@@ -506,8 +512,13 @@ describe.skipIf(SKIP !== undefined)(SKIP ? `${SUITE} — ${SKIP}` : SUITE, () =>
             live.resolve();
             const e = ev.event;
             if (e.case === "result" || e.case === "error" || e.case === "dropped") r.answer(e.value.frameId, e.case);
-            else if (e.case === "ended") r.ends.push({ clean: e.value.reason !== EndReason.SHUTDOWN, detail: `ended ${EndReason[e.value.reason]}` });
+            else if (e.case === "ended") {
+              sawEnd = true;
+              r.ends.push({ clean: e.value.reason !== EndReason.SHUTDOWN, detail: `ended ${EndReason[e.value.reason]}` });
+            }
           }
+          // A watch that ends without saying why (no `ended`, no error) looks finished to its client.
+          if (running && !sawEnd) r.ends.push({ clean: true, detail: "watch ended without an ended event" });
         } catch (err) {
           if (!running) return;
           const e = ConnectError.from(err);
@@ -629,6 +640,10 @@ describe.skipIf(SKIP !== undefined)(SKIP ? `${SUITE} — ${SKIP}` : SUITE, () =>
         expect(r.ends.filter((e) => e.clean), r.name).toEqual([]);
         expect(r.answers.filter((x) => x.kind === "result").length, r.name).toBeGreaterThanOrEqual(6);
       }
+      // Session affinity: with both instances up, every upload of the REST session went to one of them.
+      const restUploads = rest.uploads.filter((u) => u.phase === Phase.BothUp).map((u) => u.instance);
+      expect([ports.a, ports.b]).toContain(restUploads[0]);
+      expect(new Set(restUploads).size).toBe(1);
       // Frames go up one request at a time and never need resending once accepted (runUploadDoor
       // fails otherwise); a stream's unanswered frames are resent only after an error end.
       console.info(

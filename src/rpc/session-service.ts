@@ -154,11 +154,14 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
             if (ev.event.case === "ended") return;
           }
         }
+        // An event already queued goes out even once the call is aborted: at shutdown the session's
+        // final `ended` and the server's abort come together, and the client must learn why the
+        // watch ends (a clean end without it looks like a finished session).
         for (;;) {
           const keepalive = AbortSignal.any([ctx.signal, AbortSignal.timeout(keepaliveMs)]);
           const ev = await sub.next(keepalive);
-          if (ctx.signal.aborted) return;
           if (ev === undefined) {
+            if (ctx.signal.aborted) return;
             if (sub.isClosed) break;
             yield keepaliveEvent();
             continue;
