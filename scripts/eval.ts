@@ -13,14 +13,10 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.js";
-import { FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { startServer } from "../bench/server-child.js";
 import { defaultSplit, openYoloDataset } from "../src/eval/dataset.js";
 import { evaluateDataset, formatReport } from "../src/eval/evaluate.js";
+import { serviceDetector } from "../src/eval/service-detector.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,28 +41,13 @@ async function main(): Promise<void> {
   const server = args.model ? await startServer(resolve(args.model)) : undefined;
   try {
     const baseUrl = server?.baseUrl ?? args.url ?? "";
-    const client = createClient(DetectionService, createGrpcTransport({ baseUrl }));
     // A low threshold so AP sees the whole ranking; P/R are then counted at --conf.
-    const config = create(SessionConfigSchema, {
-      confidenceThreshold: 0.001,
-      iouThreshold: Number(args.iou),
-      maxDetections: Number(args["max-det"]),
-    });
+    const detect = serviceDetector(baseUrl, { confidence: 0.001, iou: Number(args.iou), maxDetections: Number(args["max-det"]) });
     const t0 = performance.now();
     const report = await evaluateDataset(ds, {
       conf: Number(args.conf),
       concurrency: Number(args.concurrency),
-      detect: async (image, name) => {
-        const { result } = await client.detect({ frame: create(FrameSchema, { frameId: name, imageData: image }), config });
-        return {
-          width: result?.imageWidth ?? 0,
-          height: result?.imageHeight ?? 0,
-          detections: (result?.detections ?? []).map((d) => ({
-            x1: d.bbox?.x1 ?? 0, y1: d.bbox?.y1 ?? 0, x2: d.bbox?.x2 ?? 0, y2: d.bbox?.y2 ?? 0,
-            confidence: d.confidence, className: d.className,
-          })),
-        };
-      },
+      detect,
       onProgress: (done, total) => {
         if (done % 50 === 0 || done === total) process.stderr.write(`  ${done}/${total} images\n`);
       },

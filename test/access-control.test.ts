@@ -19,6 +19,7 @@ import { StreamReader } from "./support/async-queue.js";
 import { RawSse, WsClient, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { redisAnswers } from "./support/redis.js";
 
 /**
  * STREAMING_API_KEYS on every door, with real clients against a real server: no key (or a wrong
@@ -296,18 +297,6 @@ describe("API keys on every door (memory store)", () => {
   });
 });
 
-async function redisAnswers(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
-  r.on("error", () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
 
 describe.skipIf(!(await redisAnswers(REDIS_URL)))("API keys with the Redis store (two instances, two keys)", () => {
   const prefix = `hs-test:${randomBytes(4).toString("hex")}:`;

@@ -21,6 +21,7 @@ import { RawSse, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { findNginx, freePort, startNginx, type Nginx } from "./support/nginx.js";
 import { startServerProcess, type ServerProcess } from "./support/server-process.js";
+import { redisAnswers } from "./support/redis.js";
 
 /**
  * The scale-out example of deploy/ run for real: two instances sharing sessions through Redis behind
@@ -43,18 +44,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** For the liveness bounds raced against answers: an abandoned one must not hold the worker open. */
 const deadline = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-async function redisAnswers(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
-  r.on("error", () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
 
 /** The instance port nginx used, from the header the test adds (the last one when it retried). */
 function upstreamOf(value: string | string[] | null | undefined): number {

@@ -4,15 +4,11 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openYoloDataset } from "../src/eval/dataset.js";
 import { evaluateDataset } from "../src/eval/evaluate.js";
+import { serviceDetector } from "../src/eval/service-detector.js";
 import type { InferenceEngine } from "../src/inference/engine.js";
 import { createOnnxRuntimeEngine } from "../src/inference/onnxruntime-engine.js";
 import { Detector } from "../src/pipeline/detector.js";
 import { iou } from "../src/pipeline/nms.js";
-import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.js";
-import { FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { startServer } from "./support/server.js";
 
 // Test-only data beside the checkout (licences forbid committing it); see ../shared/testdata/*/SOURCE.txt.
@@ -32,26 +28,14 @@ describe.skipIf(!present)("pipeline on a real YOLOv8 (potholes-67, conf 0.25, NM
   it("through the server (gRPC Detect), finds TP=149 FP=17 FN=5 (±3) under the team's counting rule", async () => {
     const server = await startServer({ MODEL_PATH: modelPath });
     try {
-      const client = createClient(DetectionService, createGrpcTransport({ baseUrl: server.baseUrl }));
-      // The same scoring as `npm run eval` (src/eval/evaluate.ts); classes match by name, so the
-      // model's own order (obstacle, pothole) does not matter.
+      // The same scoring as `npm run eval` (src/eval/); classes match by name, so the model's own
+      // order (obstacle, pothole) does not matter.
       const ds = await openYoloDataset(dataset);
       expect(ds.items).toHaveLength(67);
       expect(ds.names).toEqual(["pothole"]);
-      const config = create(SessionConfigSchema, { confidenceThreshold: 0.25, iouThreshold: 0.45, maxDetections: 300 });
       const report = await evaluateDataset(ds, {
         conf: 0.25,
-        detect: async (image, name) => {
-          const { result } = await client.detect({ frame: create(FrameSchema, { frameId: name, imageData: image }), config });
-          return {
-            width: result?.imageWidth ?? 0,
-            height: result?.imageHeight ?? 0,
-            detections: (result?.detections ?? []).map((d) => ({
-              x1: d.bbox?.x1 ?? 0, y1: d.bbox?.y1 ?? 0, x2: d.bbox?.x2 ?? 0, y2: d.bbox?.y2 ?? 0,
-              confidence: d.confidence, className: d.className,
-            })),
-          };
-        },
+        detect: serviceDetector(server.baseUrl, { confidence: 0.25, iou: 0.45, maxDetections: 300 }),
       });
       const pothole = report.classes[0];
       // The team's rule counts a detection of any other class as a false positive too.

@@ -10,22 +10,11 @@ import { TRACK_ID_BLOCK } from "../src/store/session-store.js";
 import { StreamReader } from "./support/async-queue.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { redisAnswers } from "./support/redis.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function redisAnswers(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
-  r.on("error", () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
 
 const sessionClient = (s: TestServer): Client<typeof SessionService> =>
   createClient(SessionService, createGrpcTransport({ baseUrl: s.baseUrl }));

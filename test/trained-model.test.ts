@@ -1,15 +1,11 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.js";
-import { FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { DEFAULT_MODEL_PATH, loadConfig } from "../src/config.js";
 import { openYoloDataset, type YoloDataset } from "../src/eval/dataset.js";
 import { evaluateDataset, formatReport, type ImageDetections } from "../src/eval/evaluate.js";
 import { matchImage } from "../src/eval/metrics.js";
+import { serviceDetector } from "../src/eval/service-detector.js";
 import { labelsToPixels, parseYoloLabels } from "../src/eval/yolo-labels.js";
 import { SHARED_DIR, skipMessage, startServer, type TestServer } from "./support/server.js";
 
@@ -33,18 +29,11 @@ describe.skipIf(!present)("trained road-hazard-yolo through the server (gRPC Det
   beforeAll(async () => {
     server = await startServer({ MODEL_PATH: DEFAULT_MODEL_PATH });
     val = await openYoloDataset(DATA, "val.txt");
-    const client = createClient(DetectionService, createGrpcTransport({ baseUrl: server.baseUrl }));
-    detect = async (image, name, conf) => {
-      const config = create(SessionConfigSchema, { confidenceThreshold: conf, iouThreshold: 0.7, maxDetections: 300 });
-      const { result } = await client.detect({ frame: create(FrameSchema, { frameId: name, imageData: image }), config });
-      return {
-        width: result?.imageWidth ?? 0,
-        height: result?.imageHeight ?? 0,
-        detections: (result?.detections ?? []).map((d) => ({
-          x1: d.bbox?.x1 ?? 0, y1: d.bbox?.y1 ?? 0, x2: d.bbox?.x2 ?? 0, y2: d.bbox?.y2 ?? 0,
-          confidence: d.confidence, className: d.className,
-        })),
-      };
+    const byConf = new Map<number, ReturnType<typeof serviceDetector>>();
+    detect = (image, name, conf) => {
+      let d = byConf.get(conf);
+      if (!d) byConf.set(conf, (d = serviceDetector(server.baseUrl, { confidence: conf, iou: 0.7, maxDetections: 300 })));
+      return d(image, name);
     };
   }, 120_000);
   afterAll(() => server?.close());
