@@ -75,7 +75,9 @@ export type StreamStart = Message<"hazard.stream.v1.StreamStart"> & {
   config?: SessionConfig | undefined;
 
   /**
-   * Resume this existing session (its config, stats and tracker state) instead of creating one.
+   * Resume this existing session (its config, stats and unique-hazard counts) instead of creating one.
+   * Tracker state lives in the memory of the instance that processed the frames: resumed on the same
+   * instance it continues; on another instance (scale-out) tracks start again with new ids.
    *
    * @generated from field: string client_id = 2;
    */
