@@ -3,6 +3,7 @@ import { ApiError, errorCodeName, errorCodeOf } from "../../client/index.js";
 import { ConnectError } from "@connectrpc/connect";
 import type { WatchSessionResponse } from "../../../gen/hazard/stream/v1/session_service_pb.js";
 import { DropReason, type Detection as DetectionProto, type DetectionResult } from "../../../gen/hazard/stream/v1/types_pb.js";
+import { configJson } from "../../http/json-messages.js";
 
 /**
  * What every door reports, in one shape: protobuf results (Connect, gRPC-Web) and the JSON
@@ -113,19 +114,11 @@ export function watchEvent(ev: WatchSessionResponse): DoorEvent | undefined {
     case "hazard":
       return { kind: "hazard", trackId: e.value.trackId, className: e.value.className, framesSeen: e.value.framesSeen };
     case "configApplied": {
-      const c = e.value.config;
       return {
         kind: "config",
         version: e.value.configVersion,
-        config: {
-          fps_limit: c?.fpsLimit ?? 0,
-          confidence_threshold: c?.confidenceThreshold ?? 0,
-          iou_threshold: c?.iouThreshold ?? 0,
-          enable_tracking: c?.enableTracking ?? false,
-          max_detections: c?.maxDetections ?? 0,
-          classes: [...(c?.classFilter?.classNames ?? [])],
-          quality: "",
-        },
+        // The same translation the server's JSON doors use, so every door reports config alike.
+        config: configJson(e.value.config),
       };
     }
     case "ended":
