@@ -19,7 +19,7 @@ import { StreamReader } from "./support/async-queue.js";
 import { RawSse, WsClient, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
-import { redisAnswers } from "./support/redis.js";
+import { clearRedisPrefix, redisAnswers } from "./support/redis.js";
 
 /**
  * STREAMING_API_KEYS on every door, with real clients against a real server: no key (or a wrong
@@ -309,10 +309,7 @@ describe.skipIf(!(await redisAnswers(REDIS_URL)))("API keys with the Redis store
   });
   afterAll(async () => {
     await Promise.all([one?.close(), two?.close()]);
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
+    await clearRedisPrefix(prefix);
   });
 
   it("a session created on one instance with key A is NOT_FOUND for key B on the other, and A's there", async () => {

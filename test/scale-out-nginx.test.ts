@@ -21,7 +21,7 @@ import { RawSse, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { findNginx, freePort, startNginx, type Nginx } from "./support/nginx.js";
 import { startServerProcess, type ServerProcess } from "./support/server-process.js";
-import { redisAnswers } from "./support/redis.js";
+import { clearRedisPrefix, redisAnswers } from "./support/redis.js";
 
 /**
  * The scale-out example of deploy/ run for real: two instances sharing sessions through Redis behind
@@ -299,10 +299,7 @@ describe.skipIf(SKIP !== undefined)(SKIP ? `${SUITE} — ${SKIP}` : SUITE, () =>
   afterAll(async () => {
     await nginx?.stop();
     await Promise.all([a?.stop(), b?.stop()]);
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
+    await clearRedisPrefix(prefix);
   });
 
   /** gRPC bidi over the h2c port: StreamStart creates the session, StreamStart.client_id resumes it. */

@@ -12,7 +12,7 @@ import { ErrorCode, ErrorDetailSchema, FrameSchema, SessionConfigSchema } from "
 import { StreamReader } from "./support/async-queue.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
-import { redisAnswers } from "./support/redis.js";
+import { clearRedisPrefix, redisAnswers } from "./support/redis.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,10 +35,7 @@ describe.skipIf(!(await redisAnswers(REDIS_URL)))("two instances sharing one Red
   });
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close()]);
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
+    await clearRedisPrefix(prefix);
   });
 
   it("create on A, watch on B, submit on A: the result arrives on B; config via B; delete on B ends A's watcher", async () => {

@@ -10,7 +10,7 @@ import { TRACK_ID_BLOCK } from "../src/store/session-store.js";
 import { StreamReader } from "./support/async-queue.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
-import { redisAnswers } from "./support/redis.js";
+import { clearRedisPrefix, redisAnswers } from "./support/redis.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,10 +50,7 @@ describe.skipIf(!(await redisAnswers(REDIS_URL)))("tracking with two instances s
   });
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close()]);
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
+    await clearRedisPrefix(prefix);
   });
 
   it("frames moving from A to B: each instance tracks what it processes, ids never collide, stats sum both trackers", async () => {

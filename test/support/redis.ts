@@ -15,3 +15,14 @@ export async function redisAnswers(url: string = TEST_REDIS_URL): Promise<boolea
     r.disconnect();
   }
 }
+
+/** Deletes every key under a test's private prefix (its sessions, buses and counters). */
+export async function clearRedisPrefix(prefix: string, url: string = TEST_REDIS_URL): Promise<void> {
+  const r = new Redis(url);
+  try {
+    const keys = await r.keys(`${prefix}*`);
+    if (keys.length > 0) await r.del(...keys);
+  } finally {
+    r.disconnect();
+  }
+}

@@ -6,7 +6,7 @@ const LOG_LINES = 12;
 
 /**
  * A second look at a running session: WatchSession over gRPC-Web server streaming, opened apart
- * from whatever door feeds the session, as any other client (a dashboard, a second tab) would.
+ * from whatever door feeds the session, like every other client (a dashboard, a second tab) would.
  * Counts events by kind and keeps the last few in a log. The summary's data-events and
  * data-results are for automation.
  */
