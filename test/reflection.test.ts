@@ -1,4 +1,4 @@
-import { createFileRegistry, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
+import { clone, createFileRegistry, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -7,8 +7,11 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.js";
+import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { HealthState } from "../src/rpc/health-state.js";
+import { ReflectionIndex } from "../src/rpc/reflection-index.js";
 import { createReflectionServices, type ReflectionQuery as Query } from "../src/rpc/reflection-service.js";
+import { loadDocumentedDescriptors } from "../src/rpc/reflection-source-info.js";
 import { opsRoutes, startOpsServer, type OpsServer } from "./support/ops-server.js";
 import { hasPythonGrpc, PYTHON_SKIP, runPython } from "./support/python-grpc.js";
 
@@ -63,6 +66,10 @@ function errorOf(answer: Answer | undefined): [number, string] | undefined {
 
 const symbol = (value: string): Query => ({ case: "fileContainingSymbol", value });
 
+function leadingComment(file: FileDescriptorProto | undefined, path: number[]): string | undefined {
+  return file?.sourceCodeInfo?.location.find((l) => l.path.join(".") === path.join("."))?.leadingComments;
+}
+
 /** The reflection contract, for either protocol version over any transport. */
 function reflectionContract(version: Version, transport: () => Transport) {
   it(`${version}: lists every served service, Health and both reflection services included`, async () => {
@@ -109,6 +116,16 @@ function reflectionContract(version: Version, transport: () => Transport) {
       const names = filesOf(a).map((f) => f.name);
       expect(new Set(names).size).toBe(names.length);
     }
+  });
+
+  it(`${version}: descriptors carry the proto comments (source info), as grpcurl describe and Postman show them`, async () => {
+    const [answer] = await ask(transport(), version, [symbol("hazard.stream.v1.DetectionService")]);
+    const [file] = filesOf(answer);
+    // Paths as in descriptor.proto: 6 = FileDescriptorProto.service, 2 = ServiceDescriptorProto.method.
+    expect(leadingComment(file, [6, 0])).toMatch(/^ Road-hazard detection on video frames/);
+    expect(leadingComment(file, [6, 0, 2, 1])).toMatch(/^ Detects hazards in one image\./);
+    const [types] = filesOf((await ask(transport(), version, [symbol("hazard.stream.v1.Frame.image_data")]))[0]);
+    expect(types.sourceCodeInfo?.location.length).toBeGreaterThan(0);
   });
 
   it(`${version}: file_by_filename answers the file with its imports`, async () => {
@@ -174,6 +191,35 @@ describe("reflection, in memory (createRouterTransport)", () => {
   });
 });
 
+describe("reflection's documented descriptors (gen/descriptors.binpb)", () => {
+  const documented = loadDocumentedDescriptors();
+  const detectionFile = (index: ReflectionIndex) =>
+    fromBinary(FileDescriptorProtoSchema, index.encodeWithDependencies(DetectionService.file)[0]);
+
+  it("cover every served file and describe exactly what gen/ serves (npm run generate keeps them in step)", () => {
+    const index = new ReflectionIndex([DetectionService, SessionService, Health, v1.ServerReflection, v1alpha.ServerReflection], documented);
+    for (const name of DETECTION_CLOSURE) {
+      const file = index.fileByName(name);
+      if (!file) throw new Error(`${name} is not indexed`);
+      const served = fromBinary(FileDescriptorProtoSchema, index.encodeWithDependencies(file)[0]);
+      expect(served.sourceCodeInfo?.location.length, name).toBeGreaterThan(0);
+      served.sourceCodeInfo = undefined;
+      expect(toBinary(FileDescriptorProtoSchema, served), name).toEqual(toBinary(FileDescriptorProtoSchema, file.proto));
+    }
+  });
+
+  it("a stale descriptor set (the proto changed since) is ignored: the generated descriptor is served, without comments", () => {
+    const stale = documented.map((f) => clone(FileDescriptorProtoSchema, f));
+    const file = stale.find((f) => f.name === "hazard/stream/v1/detection_service.proto");
+    if (!file) throw new Error("detection_service.proto is missing from gen/descriptors.binpb");
+    file.service[0].method.pop();
+    const served = detectionFile(new ReflectionIndex([DetectionService], stale));
+    expect(served.service[0].method.map((m) => m.name)).toEqual(["StreamDetections", "Detect"]);
+    expect(served.sourceCodeInfo).toBeUndefined();
+    expect(detectionFile(new ReflectionIndex([DetectionService], documented)).sourceCodeInfo).toBeDefined();
+  });
+});
+
 describe("reflection, real h2c server, connect-node gRPC client", () => {
   let server: OpsServer;
   let transport: Transport;
@@ -204,6 +250,9 @@ describe.skipIf(!hasPythonGrpc)(hasPythonGrpc ? pythonSuite : `${pythonSuite} â€
         detectInput: "hazard.stream.v1.DetectRequest",
         error: [5, 'symbol "hazard.stream.v1.NoSuchThing" not found'],
         echoes: true,
+        // grpcio's descriptor_pb2 reads the comments from the reflected file's source_code_info.
+        serviceComment: expect.stringMatching(/^ Road-hazard detection on video frames/),
+        detectComment: expect.stringMatching(/^ Detects hazards in one image\./),
         // Built from reflection alone and sent; the test server registers no implementation.
         detectCallCode: "UNIMPLEMENTED",
       });

@@ -1,7 +1,7 @@
-import { toBinary } from "@bufbuild/protobuf";
+import { clone, toBinary } from "@bufbuild/protobuf";
 import type { DescFile, DescMessage, DescService } from "@bufbuild/protobuf";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 
 /**
  * The descriptors behind a set of served services: their files, the files those import
@@ -16,8 +16,15 @@ export class ReflectionIndex {
   /** Extendee type name → extension field number → declaring file. */
   readonly #extensions = new Map<string, Map<number, DescFile>>();
   readonly #encoded = new Map<DescFile, Uint8Array>();
+  /** File name → the same file with source info (comments), from `buf build`. */
+  readonly #documented = new Map<string, FileDescriptorProto>();
 
-  constructor(services: Iterable<DescService>) {
+  /**
+   * `documented`: the same files with source info, served in place of the generated ones (which
+   * carry no comments) where they describe exactly the same thing.
+   */
+  constructor(services: Iterable<DescService>, documented: Iterable<FileDescriptorProto> = []) {
+    for (const file of documented) this.#documented.set(file.name, file);
     const names = new Set<string>();
     for (const service of services) {
       names.add(service.typeName);
@@ -73,7 +80,14 @@ export class ReflectionIndex {
 
   #encode(file: DescFile): Uint8Array {
     let bytes = this.#encoded.get(file);
-    if (!bytes) this.#encoded.set(file, (bytes = toBinary(FileDescriptorProtoSchema, file.proto)));
+    if (!bytes) {
+      const generated = toBinary(FileDescriptorProtoSchema, file.proto);
+      const documented = this.#documented.get(file.proto.name);
+      // A stale descriptor set (proto/ edited, `npm run generate` not run) must not describe an
+      // API other than the one served: its comments are used only if all else is identical.
+      bytes = documented && sameBytes(withoutSourceInfo(documented), generated) ? toBinary(FileDescriptorProtoSchema, documented) : generated;
+      this.#encoded.set(file, bytes);
+    }
     return bytes;
   }
 
@@ -118,4 +132,14 @@ export class ReflectionIndex {
       }
     }
   }
+}
+
+function withoutSourceInfo(file: FileDescriptorProto): Uint8Array {
+  const copy = clone(FileDescriptorProtoSchema, file);
+  copy.sourceCodeInfo = undefined;
+  return toBinary(FileDescriptorProtoSchema, copy);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -4,6 +4,7 @@ import { Code, type ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ReflectionIndex } from "./reflection-index.js";
+import { loadDocumentedDescriptors } from "./reflection-source-info.js";
 
 /** What both protocol versions ask; their generated request types both fit it. */
 export type ReflectionQuery =
@@ -28,14 +29,18 @@ export interface ReflectionServices {
 
 /**
  * gRPC server reflection (grpc.reflection.v1 and the deprecated v1alpha, which older grpcurl,
- * grpcui and Postman still call) for the services in `registry`, plus both reflection services.
+ * grpcui and Postman still call) for the services in `registry`, plus both reflection services,
+ * with the comments of gen/descriptors.binpb.
  * `registry.services` is read once, at the first request, so it may be a getter over a router that
  * is still being filled.
  */
 export function createReflectionServices(registry: { readonly services: readonly DescService[] }): ReflectionServices {
   let index: ReflectionIndex | undefined;
   const answer = (query: ReflectionQuery): ReflectionAnswer => {
-    index ??= new ReflectionIndex([...registry.services, v1.ServerReflection, v1alpha.ServerReflection]);
+    index ??= new ReflectionIndex(
+      [...registry.services, v1.ServerReflection, v1alpha.ServerReflection],
+      loadDocumentedDescriptors(),
+    );
     return answerQuery(index, query);
   };
   return {

@@ -104,6 +104,11 @@ def reflect(pool, channel, version):
     except grpc.RpcError as err:
         detect_code = err.code().name
 
+    # What grpcurl describe prints above a service and a method: source_code_info's leading comments.
+    comments = {tuple(loc.path): loc.leading_comments for loc in fdps[0].source_code_info.location}
+    service_index = [s.name for s in fdps[0].service].index(service.name)
+    detect_path = (6, service_index, 2, [m.name for m in fdps[0].service[service_index].method].index("Detect"))
+
     emit({
         "services": [s.name for s in listed.list_services_response.service],
         "files": [f.name for f in fdps[: len(files_for_symbol.file_descriptor_response.file_descriptor_proto)]],
@@ -111,6 +116,8 @@ def reflect(pool, channel, version):
         "detectInput": detect.input_type.full_name,
         "error": [error.error_response.error_code, error.error_response.error_message],
         "echoes": echoes,
+        "serviceComment": comments.get((6, service_index)),
+        "detectComment": comments.get(detect_path),
         "detectCallCode": detect_code,
     })
 
