@@ -84,6 +84,9 @@ export function createServer(opts: ServerOptions): HazardServer {
     connectNodeAdapter({
       routes: r,
       readMaxBytes,
+      // Connect-JSON clients read fields by name: `detections: []` and `x1: 0` must be there, not
+      // left out as proto3 JSON leaves out default values.
+      jsonOptions: { alwaysEmitImplicit: true },
       shutdownSignal: shutdown.signal,
       interceptors: [...observe("network"), auth, ...extra],
       grpc: true,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
+import sharp from "sharp";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,6 +83,20 @@ describe("Detect over HTTP/1.1 (browsers, curl) on the same port", () => {
     expect(body.result.frameId).toBe("j1");
     expect(body.result.detections.length).toBeGreaterThan(0);
     expect(body.result.metadata).toEqual({ lat: 52.1 });
+  });
+
+  it("Connect-JSON answers carry every field, empty and zero ones included (clients index them by name)", async () => {
+    const blank = await sharp({ create: { width: 320, height: 240, channels: 3, background: "#777" } }).jpeg().toBuffer();
+    const res = await fetch(server.baseUrl + DETECT_PATH, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ frame: { imageData: blank.toString("base64") } }),
+    });
+    expect(res.status).toBe(200);
+    const { result } = (await res.json()) as { result: Record<string, unknown> };
+    expect(result.detections).toEqual([]);
+    // Zero and empty scalars too: no frame id was sent, the config version of a unary call is 0.
+    expect(result).toMatchObject({ frameId: expect.any(String), configVersion: 0, imageWidth: 320, imageHeight: 240 });
   });
 
   it("plain curl with Connect-JSON works, and errors come back as Connect JSON with HTTP 400", async () => {
