@@ -4,6 +4,12 @@ import { createLogger } from "./logger.js";
 
 /** Past the shutdown deadline, closing the store and the engine gets this much more before a hard exit. */
 const EXIT_GRACE_MS = 2000;
+/**
+ * One stop request can arrive twice: Ctrl-C signals the terminal's whole process group and `npm start`
+ * forwards what it receives to us, as does systemd's default KillMode=control-group. A repeat this
+ * soon is that echo, not an operator asking to skip the drain.
+ */
+const SIGNAL_ECHO_MS = 1000;
 
 async function main(): Promise<void> {
   let config;
@@ -34,15 +40,18 @@ async function main(): Promise<void> {
   );
 
   let stopping = false;
+  let stoppingSince = 0;
   void app.ready.then(() => {
     if (!stopping) logger.info({ address: addr.address, port: addr.port, tls: Boolean(config.tls) }, `listening on ${url}`);
   });
   const stop = (signal: string) => {
     if (stopping) {
+      if (Date.now() - stoppingSince < SIGNAL_ECHO_MS) return;
       logger.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
     stopping = true;
+    stoppingSince = Date.now();
     logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, `${signal}: draining streams`);
     // The server's own deadline cuts connections; this one also bounds closing the store and engine.
     setTimeout(() => {

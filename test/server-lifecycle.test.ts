@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import {
   DetectionService,
   StreamDetectionsRequestSchema,
@@ -22,9 +23,35 @@ import { startServerProcess } from "./support/server-process.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
+/** Rejects when `promise` has not settled after `ms`: a hung shutdown fails the test with a reason. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
+
 describe("process lifecycle", () => {
-  it("SIGTERM drains open streams: every frame sent is answered, the stream ends cleanly, exit code 0", async () => {
-    const proc = startServerProcess({ STREAMING_DEFAULT_FPS: "30" });
+  // What operators signal: the container runtime or orchestrator signals node (the Dockerfile's CMD);
+  // `kill` after `npm start &` (deploy/README.md) signals npm; Ctrl-C signals the terminal's whole
+  // process group, npm and node alike.
+  it.each([
+    { launch: "node", signal: "SIGTERM", to: "the process" },
+    { launch: "npm start", signal: "SIGTERM", to: "the process" },
+    { launch: "npm start", signal: "SIGINT", to: "its process group (Ctrl-C)" },
+  ] as const)("$launch, $signal to $to: drains open streams, every frame sent is answered, the stream ends cleanly, every process exits 0", async ({ launch, signal, to }) => {
+    const proc = startServerProcess({ STREAMING_DEFAULT_FPS: "30" }, launch);
+    onTestFinished(() => proc.kill());
     const port = await proc.port;
     expect(proc.logs.join("\n")).toMatch(/inference: onnxruntime/);
     const client = createClient(DetectionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
@@ -40,16 +67,22 @@ describe("process lifecycle", () => {
     while (!received.some((m) => m.message.case === "result")) await new Promise((r) => setTimeout(r, 20));
     requests.push(frame("b"));
     await new Promise((r) => setTimeout(r, 150)); // b is on the server (queued or in flight), not still in our socket
-    proc.child.kill("SIGTERM");
-    await done; // resolves without throwing: a clean end, not an error
-    expect(await proc.exited).toBe(0);
+    const pid = proc.child.pid!;
+    process.kill(to === "the process" ? pid : -pid, signal);
+    // Bounded so that a server left running fails here with its log rather than at the test timeout.
+    await within(done, 30_000, `the stream ended after ${signal}`); // without throwing: a clean end, not an error
+    const logs = () => proc.logs.join("\n");
+    expect(await within(proc.exited, 30_000, "every process exited"), logs()).toBe(0);
+    expect(await accepts(port)).toBe(false);
     const answered = received
       .map((m) => m.message)
       .filter((m) => m.case === "result" || m.case === "error" || m.case === "dropped")
       .map((m) => m.value.frameId);
     expect(answered).toContain("a");
     expect(answered).toContain("b");
-    expect(proc.logs.join("\n")).toMatch(/SIGTERM: draining streams/);
+    expect(logs()).toMatch(new RegExp(`${signal}: draining streams`));
+    expect(logs()).toMatch(/shutdown complete/);
+    expect(logs()).not.toMatch(/again: exiting now/);
   });
 
   it("refuses an invalid environment with a message naming the variable", async () => {
