@@ -179,6 +179,10 @@ describe("REST + SSE routes (real server, real clients)", () => {
     expect([del.status, await del.json()]).toEqual([200, { client_id: id, deleted: true }]);
     expect(await sse.waitFor((m) => m.type === "session_ended")).toEqual({ type: "session_ended", reason: "DELETED" });
     await sse.done; // the stream ends after the last event
+    // Every event has an id, the last one too (a resume point after everything else).
+    const ids = sse.events.map((e) => Number(e.id));
+    expect(ids.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
+    expect(ids.at(-1)).toBe(Math.max(...ids));
     // What a reconnecting EventSource then gets: a 404, which stops it for good.
     const again = new RawSse(`${base}/stream/events/${id}`);
     await again.done;
@@ -247,6 +251,19 @@ describe("REST + SSE routes (real server, real clients)", () => {
     expect(text.length).toBeLessThan(64 * 2 ** 20);
     expect(JSON.parse((data.at(-1) ?? "").slice(6))).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
   }, 60_000);
+
+  it("service stats are current when asked: a processed frame counts at once", async () => {
+    const before = await getJson(`${base}/stream/stats`);
+    const { id, sse } = await newSession({ fps_limit: 30 });
+    await expectGoodFrame(id, sse, "st1");
+    const del = await fetch(`${base}/stream/sessions/${id}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+    sse.close();
+    // No waiting: the totals are this instance's as of now, not as of its last heartbeat.
+    const after = await getJson(`${base}/stream/stats`);
+    expect(after.json.frames_processed).toBe(Number(before.json.frames_processed) + 1);
+    expect(after.json.active_sessions).toBe(before.json.active_sessions);
+  });
 
   it("reports health and service stats", async () => {
     const health = await getJson(`${base}/stream/health`);

@@ -1,6 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { iou } from "../src/pipeline/nms.js";
+import { SessionTracking } from "../src/streaming/session-tracking.js";
 import { HazardTracker } from "../src/tracking/hazard-tracker.js";
 import type { TrackerDetection } from "../src/tracking/types.js";
 
@@ -228,5 +229,25 @@ describe("HazardTracker life cycle", () => {
     expect(() => new HazardTracker({ tentativeMisses: 0.5 })).toThrow(RangeError);
     expect(() => new HazardTracker({ matchIou: 1.5 })).toThrow(RangeError);
     expect(() => new HazardTracker({ maxLostSec: -1 })).toThrow(RangeError);
+  });
+});
+
+describe("SessionTracking reports (what a session's results carry)", () => {
+  it("with tracking on every reported detection carries a track_id: a duplicate box and an untracked weak box are left out", async () => {
+    const tracking = new SessionTracking();
+    await tracking.reserveIds(10, async () => 1);
+    // The duplicate rule above: two thin crack boxes 8 px apart, the second at 0.27 (over the
+    // session's 0.25 threshold), plus a weak box (0.2, the session asks for 0.15) far from any track.
+    const thin = (y: number, c: number) => ({ x1: 359, y1: y, x2: 449, y2: y + 14, confidence: c, ...CRACK });
+    const weak = { ...det(100, 300, 40, 30, 0.2) };
+    const frames = [
+      [thin(221, 0.7), thin(229, 0.27)],
+      [thin(228, 0.7), thin(236, 0.27), weak],
+    ];
+    const reports = frames.map((dets, i) => tracking.update(true, dets, i === 0 ? 0.25 : 0.15, { timestampSec: i / 10, frameId: `f${i}` }).detections);
+    for (const r of reports) expect(r.every((d) => d.trackId !== undefined && d.trackId > 0)).toBe(true);
+    expect(reports.map((r) => r.map((d) => d.confidence))).toEqual([[0.7], [0.7]]);
+    // Tracking off: no tracks, every box over the threshold is reported.
+    expect(tracking.update(false, frames[1], 0.15, { timestampSec: 0.2, frameId: "f2" }).detections).toHaveLength(3);
   });
 });

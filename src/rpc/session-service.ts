@@ -187,6 +187,9 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
     getServiceStats: () =>
       wrap(async () => {
         const nowMs = now();
+        // This instance's totals as of now, not as of its last heartbeat (up to 2 s old); other
+        // instances' figures are as of theirs.
+        await sessions.report();
         const [live, instances] = await Promise.all([sessions.list(), sessions.store.instances()]);
         const byDoor = new Map<Door, number>();
         for (const s of live) byDoor.set(s.door, (byDoor.get(s.door) ?? 0) + 1);

@@ -239,14 +239,21 @@ export class SessionManager {
     const runtime = this.runtimes.get(clientId);
     // Open tracks end with the session: one hazard event each, delivered before the end.
     for (const hazard of runtime?.tracking.flush() ?? []) this.publish(clientId, { case: "hazard", value: toHazardEvent(hazard) });
-    const existed = await this.opts.store.delete(clientId);
     const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason }) };
+    let final = create(WatchSessionResponseSchema, { event });
+    let existed = false;
     try {
-      await this.opts.store.publish(clientId, event);
+      // Published before the record goes, so `ended` is numbered in the session's sequence like
+      // every other event (SSE gives it an `id:`); the delete then frees the replay window too.
+      final = await this.opts.store.publish(clientId, event);
     } finally {
-      // Even if the bus is down (or, in memory, the record is gone), this instance's streams get their end.
-      runtime?.endLocal(create(WatchSessionResponseSchema, { event }));
-      this.runtimes.delete(clientId);
+      try {
+        existed = await this.opts.store.delete(clientId);
+      } finally {
+        // Even if the bus is down, this instance's streams get their end.
+        runtime?.endLocal(final);
+        this.runtimes.delete(clientId);
+      }
     }
     if (existed) this.opts.logger.info({ clientId, door: runtime ? Door[runtime.door] : undefined, reason: EndReason[reason] }, "session ended");
     return existed;

@@ -56,11 +56,15 @@ export class SessionTracking {
     const { tracked, ended } = this.tracker.update(indexed, frame.timestampSec, { frameId: frame.frameId, metadata: frame.metadata });
     const trackOf = new Map(tracked.map((t) => [t.index, t]));
     for (const t of tracked) if (t.isNew) confirmed.set(t.className, (confirmed.get(t.className) ?? 0) + 1);
+    // With tracking on, every reported detection carries its track: a box the tracker gave none is
+    // left out. That is a second box of a hazard already boxed in this frame (the tracker's duplicate
+    // rule: NMS lets two thin crack boxes a few pixels apart through), or a box below the tracker's
+    // high threshold that continues no track (only when confidence_threshold is below it).
     const reported: ReportedDetection[] = [];
     detections.forEach((d, i) => {
-      if (d.confidence < reportThreshold) return;
       const t = trackOf.get(i);
-      reported.push(t ? Object.assign({}, d, { trackId: t.trackId, trackIsNew: t.isNew, trackConfirmed: t.confirmed }) : d);
+      if (d.confidence < reportThreshold || t === undefined) return;
+      reported.push(Object.assign({}, d, { trackId: t.trackId, trackIsNew: t.isNew, trackConfirmed: t.confirmed }));
     });
     return { detections: reported, ended, confirmed };
   }
