@@ -138,7 +138,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           enableTracking: config.streaming.enableTracking,
           maxDetections: config.detection.maxDetections,
           classNames: [],
-          quality: Quality.UNSPECIFIED,
+          quality: Quality.HIGH,
         },
       },
       queueSize: config.streaming.queueSize,

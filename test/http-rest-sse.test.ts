@@ -95,7 +95,8 @@ describe("REST + SSE routes (real server, real clients)", () => {
     expect(session.session_id).toBe(session.client_id);
     expect(session.sse_endpoint).toBe(`/stream/events/${String(session.client_id)}`);
     expect(session.upload_endpoint).toBe(`/stream/process/${String(session.client_id)}`);
-    expect(session.config).toMatchObject({ fps_limit: 15, confidence_threshold: 0.6, iou_threshold: 0.7, max_detections: 300, classes: [] });
+    // Every field filled in with the value in effect; the default quality is HIGH (the model's native size).
+    expect(session.config).toMatchObject({ fps_limit: 15, confidence_threshold: 0.6, iou_threshold: 0.7, max_detections: 300, classes: [], quality: "HIGH" });
     expect(response.headers.get("location")).toBe(`/stream/sessions/${String(session.client_id)}`);
     expect(upload.status).toBe(202);
     const accepted = (await upload.json()) as Json;
@@ -323,6 +324,32 @@ describe("REST + SSE routes (real server, real clients)", () => {
 
     it("an unsupported Content-Type → 415", () =>
       withSession(async (id) => expectError(await raw(id, "<frame/>", "application/xml"), 415, { error_code: "INVALID_MESSAGE" })));
+
+    it("a JSON body labelled text/plain, as a form, or not at all → 415 on every JSON route (no preflight-free posts from other sites)", async () => {
+      const send = async (url: string, method: string, body: string, type?: string) => {
+        // A Uint8Array body, so that fetch adds no Content-Type of its own.
+        const r = await fetch(url, { method, headers: type ? { "Content-Type": type } : {}, body: new TextEncoder().encode(body) });
+        return { status: r.status, json: (await r.json()) as Json };
+      };
+      await withSession(async (id) => {
+        const routes: Array<[string, string, string]> = [
+          [`${base}/stream/sessions`, "POST", JSON.stringify({ fps_limit: 10 })],
+          [`${base}/stream/sessions/${id}/config`, "PATCH", JSON.stringify({ fps_limit: 10 })],
+          [`${base}/stream/process/${id}`, "POST", JSON.stringify(frameBody("plain"))],
+        ];
+        for (const [url, method, body] of routes) {
+          for (const type of ["text/plain", "application/x-www-form-urlencoded", undefined]) {
+            expectError(await send(url, method, body, type), 415, { error_code: "INVALID_MESSAGE", field: "content-type" });
+          }
+          // What the seed document's clients send (fetch with application/json; Python requests' json=).
+          expect((await send(url, method, body, "application/json; charset=utf-8")).status).toBeLessThan(300);
+        }
+      });
+      // Creating a session with all defaults needs no body, nor a type for it.
+      const bare = await fetch(`${base}/stream/sessions`, { method: "POST" });
+      expect(bare.status).toBe(201);
+      await fetch(`${base}/stream/sessions/${String(((await bare.json()) as Json).client_id)}`, { method: "DELETE" });
+    });
 
     it("an image over MAX_FRAME_BYTES in a body under MAX_REQUEST_BYTES → 413 MESSAGE_TOO_LARGE from the service", () =>
       withSession(async (id) =>

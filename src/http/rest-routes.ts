@@ -38,13 +38,12 @@ export interface RestRoutesOptions {
 }
 
 /**
- * JSON bodies may come as application/json, as text/plain from browser code that avoids a CORS
- * preflight, or labelled as a form by `curl -d` without `-H` (its default type); an absent type is
- * read as JSON too. A body that is not JSON is refused as malformed whatever its label.
+ * JSON bodies must say so: application/json or a `+json` type. text/plain, forms and unlabelled
+ * bodies are what a page of any origin may send without a CORS preflight, so accepting them would
+ * let every web site post to this API from its visitors' browsers.
  */
-const JSON_LIKE_TYPES = new Set(["", "application/json", "text/plain", "application/x-www-form-urlencoded"]);
 function isJsonType(type: string): boolean {
-  return JSON_LIKE_TYPES.has(type) || type.endsWith("+json");
+  return type === "application/json" || type.endsWith("+json");
 }
 
 function unsupportedType(res: NodeResponse, type: string, expected: string, nowMs: number): void {
@@ -52,7 +51,7 @@ function unsupportedType(res: NodeResponse, type: string, expected: string, nowM
     res,
     415,
     errorJson({
-      message: `Content-Type ${type} is not supported; send ${expected}`,
+      message: type ? `Content-Type ${type} is not supported; send ${expected}` : `a request body needs a Content-Type; send ${expected}`,
       code: ErrorCode.INVALID_MESSAGE,
       field: "content-type",
       timestampSec: nowMs / 1000,
@@ -65,19 +64,24 @@ const isUnauthenticated = (err: unknown) => ConnectError.from(err).code === Code
 export function createRestRoutes(opts: RestRoutesOptions) {
   const { sessions, health: healthClient, maxRequestBytes, now } = opts;
 
-  /** A JSON object body; `undefined` for an empty body when `optional`. */
-  async function jsonBody(req: NodeRequest, optional: boolean) {
-    const text = (await readBody(req, maxRequestBytes)).toString("utf8");
+  const bodyText = async (req: NodeRequest) => (await readBody(req, maxRequestBytes)).toString("utf8");
+
+  /** A JSON object; `undefined` for an empty body when `optional`. */
+  function jsonObject(text: string, optional: boolean) {
     if (text.trim() === "" && optional) return undefined;
     const json = parseJson(text);
     if (!isJsonObject(json)) throw apiError(ErrorCode.INVALID_MESSAGE, "the request body must be a JSON object", { field: "body" });
     return json;
   }
+  const jsonBody = async (req: NodeRequest, optional: boolean) => jsonObject(await bodyText(req), optional);
 
   const createSession: RestRoute = async ({ req, res, call }) => {
     const type = mediaTypeOf(req);
-    if (!isJsonType(type)) return unsupportedType(res, type, "application/json", now());
-    const config = configFromJson(await jsonBody(req, true));
+    if (type !== "" && !isJsonType(type)) return unsupportedType(res, type, "application/json", now());
+    const text = await bodyText(req);
+    // All defaults need no body, and `curl -X POST` sends no type with none.
+    if (type === "" && text.trim() !== "") return unsupportedType(res, type, "application/json", now());
+    const config = configFromJson(jsonObject(text, true));
     const { session } = await sessions.createSession({ config }, call);
     if (!session) throw apiError(ErrorCode.INTERNAL, "internal error");
     sendJson(res, 201, sessionJson(session), { Location: `/stream/sessions/${encodeURIComponent(session.clientId)}` });

@@ -90,7 +90,8 @@ export function applyConfig(base: EffectiveConfig, patch: SessionConfig | undefi
     if (patch.quality !== Quality.UNSPECIFIED && patch.quality !== Quality.HIGH && !limits.dynamicInputSize) {
       throw new ConfigValidationError("quality", "quality modes other than HIGH need a model with a dynamic input size");
     }
-    next.quality = patch.quality;
+    // UNSPECIFIED asks for the server default; sessions report what that is.
+    next.quality = patch.quality === Quality.UNSPECIFIED ? limits.defaults.quality : patch.quality;
   }
   return next;
 }
@@ -104,6 +105,7 @@ export function toProtoConfig(c: EffectiveConfig): SessionConfig {
     enableTracking: c.enableTracking,
     maxDetections: c.maxDetections,
     classFilter: create(ClassFilterSchema, { classNames: [...c.classNames] }),
-    quality: c.quality,
+    // The model's native input size, which HIGH names (configs stored before it was the default).
+    quality: c.quality === Quality.UNSPECIFIED ? Quality.HIGH : c.quality,
   });
 }

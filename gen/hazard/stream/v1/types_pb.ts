@@ -625,7 +625,7 @@ export const HazardEventSchema: GenMessage<HazardEvent> = /*@__PURE__*/
  */
 export enum Quality {
   /**
-   * Server default (the model's native input size).
+   * The server default, HIGH; sessions report HIGH.
    *
    * @generated from enum value: QUALITY_UNSPECIFIED = 0;
    */
