@@ -1,8 +1,11 @@
 import http2 from "node:http2";
 import net from "node:net";
+import { gzipSync } from "node:zlib";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import {
@@ -16,6 +19,7 @@ import { ErrorCode, ErrorDetailSchema, FrameSchema } from "../gen/hazard/stream/
 import { RequestStream } from "../src/http/request-stream.js";
 import { eventually, RawSse, WsClient, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
+import { DETECT, envelope } from "./support/raw-rpc.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 /**
@@ -182,11 +186,11 @@ describe("connections per address", () => {
   });
   afterAll(() => server.close());
 
-  it("past MAX_CONNECTIONS_PER_IP: 429 JSON on HTTP/1.1, RESOURCE_EXHAUSTED on gRPC and Connect, 429 on a WebSocket upgrade", async () => {
-    const base = server.baseUrl;
-    const held = await Promise.all(
-      // All four allowed: the clients below come from the same address and are each one too many.
-      [0, 1, 2, 3].map(
+  /** Opens `n` silent connections from 127.0.0.1: with MAX_CONNECTIONS_PER_IP 4, the next one is refused. */
+  const holdConnections = (n: number) =>
+    Promise.all(
+      Array.from(
+        { length: n },
         () =>
           new Promise<net.Socket>((resolve, reject) => {
             const s = net.connect(server.address.port, "127.0.0.1", () => resolve(s));
@@ -194,6 +198,11 @@ describe("connections per address", () => {
           }),
       ),
     );
+
+  it("past MAX_CONNECTIONS_PER_IP: 429 JSON on HTTP/1.1, RESOURCE_EXHAUSTED on gRPC, gRPC-Web and Connect, 429 on a WebSocket upgrade", async () => {
+    const base = server.baseUrl;
+    // All four allowed: the clients below come from the same address and are each one too many.
+    const held = await holdConnections(4);
 
     const r = await rest(`${base}/stream/stats`);
     expect(r.status).toBe(429);
@@ -204,7 +213,16 @@ describe("connections per address", () => {
     const grpcErr = await errOf(grpc.getServiceStats({}));
     expect([grpcErr?.code, detailOf(grpcErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
     const connect = createClient(SessionService, createConnectTransport({ baseUrl: base, httpVersion: "1.1" }));
-    expect((await errOf(connect.getServiceStats({})))?.code).toBe(Code.ResourceExhausted);
+    const connectErr = await errOf(connect.getServiceStats({}));
+    expect([connectErr?.code, detailOf(connectErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+    expect(connectErr?.metadata.get("x-request-id")).toMatch(/^[0-9a-f]{16}$/);
+    const grpcWeb = createClient(SessionService, createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" }));
+    const webErr = await errOf(grpcWeb.getServiceStats({}));
+    expect([webErr?.code, detailOf(webErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+    // Connect streaming over h2: the refusal is its end-stream message.
+    const watch = createClient(SessionService, createConnectTransport({ baseUrl: base, httpVersion: "2" }));
+    const watchErr = await streamError(watch.watchSession({ clientId: "any" }));
+    expect([watchErr?.code, detailOf(watchErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
 
     const upgrade = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${base.replace("http", "ws")}/stream/detection`);
@@ -219,6 +237,71 @@ describe("connections per address", () => {
     await goodFrame(base, undefined, jpeg);
     const detection = createClient(DetectionService, createGrpcTransport({ baseUrl: base }));
     expect((await detection.detect({ frame: create(FrameSchema, { frameId: "after", imageData: jpeg }) })).result?.frameId).toBe("after");
+  });
+  it("a refused connection is answered from its headers: a gzip bomb's body is neither awaited nor inflated (gRPC over h2, Connect over HTTP/1.1)", async () => {
+    const held = await holdConnections(4);
+    // 64 MiB of zeros gzip to ~64 KiB: five times readMaxBytes once inflated. Only the first half
+    // is sent, and the rest never: a server that reads (and inflates) the body before refusing
+    // would wait for it until its request timeout, long after the bound below.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const half = (b: Uint8Array) => b.subarray(0, Math.floor(b.length / 2));
+    const bound = 30_000;
+
+    const grpc = await new Promise<{ head: http2.IncomingHttpHeaders; stillSending: boolean }>((resolve, reject) => {
+      const session = http2.connect(server.baseUrl);
+      session.on("error", () => undefined);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": DETECT,
+        "content-type": "application/grpc",
+        "grpc-encoding": "gzip",
+        te: "trailers",
+        "x-request-id": "bomb-1",
+      });
+      stream.on("error", () => undefined);
+      stream.on("response", (head) => {
+        resolve({ head, stillSending: !stream.writableEnded });
+        session.destroy();
+      });
+      stream.write(half(envelope(bomb, 1)));
+      setTimeout(() => reject(new Error("no answer while the gRPC body was still arriving")), bound).unref();
+    });
+    expect(grpc.stillSending).toBe(true);
+    // Trailers-only: the status is in the one header block.
+    const headers = new Headers(Object.entries(grpc.head).filter((e): e is [string, string] => typeof e[1] === "string" && !e[0].startsWith(":")));
+    const grpcErr = findTrailerError(headers);
+    expect([grpcErr?.code, detailOf(grpcErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+    expect(headers.get("x-request-id")).toBe("bomb-1");
+
+    const connectBomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, "a"));
+    const h1 = await new Promise<string>((resolve, reject) => {
+      let got = "";
+      const s = net.connect(server.address.port, "127.0.0.1", () => {
+        s.write(
+          `POST ${DETECT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${connectBomb.length}\r\n\r\n`,
+        );
+        s.write(half(connectBomb));
+      });
+      s.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+        const end = got.indexOf("\r\n\r\n");
+        const length = /content-length: (\d+)/i.exec(got)?.[1];
+        if (end >= 0 && length !== undefined && got.length >= end + 4 + Number(length)) {
+          s.destroy();
+          resolve(got);
+        }
+      });
+      s.on("error", () => undefined);
+      setTimeout(() => reject(new Error("no answer while the Connect body was still arriving")), bound).unref();
+    });
+    expect(h1).toMatch(/^HTTP\/1\.1 429 /);
+    expect(h1).toMatch(/\r\nconnection: close\r\n/i);
+    const body = h1.slice(h1.indexOf("\r\n\r\n") + 4);
+    const connectErr = errorFromJsonBytes(Buffer.from(body), undefined, new ConnectError("not a Connect error", Code.Unknown));
+    expect([connectErr.code, detailOf(connectErr)]).toEqual([Code.ResourceExhausted, "RESOURCE_EXHAUSTED"]);
+
+    for (const s of held) s.destroy();
+    await eventually(async () => expect((await rest(`${server.baseUrl}/stream/stats`)).status).toBe(200));
   });
 });
 

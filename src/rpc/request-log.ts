@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { REQUEST_ID_HEADER, requestIdFrom } from "./request-id.js";
 import { onStreamEnd } from "./stream-end.js";
 
 /** The request id and logger of one RPC, for handlers that log (via `ctx.values.get(requestLogKey)`). */
@@ -13,9 +13,6 @@ export interface RequestLog {
 }
 
 export const requestLogKey = createContextKey<RequestLog | undefined>(undefined, { description: "request id and logger" });
-
-/** An id a client or proxy sent may be reused for correlation, if it cannot smuggle anything into a log. */
-const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Server faults are errors; UNAVAILABLE (not ready, shutting down, Redis down) is a warning; the rest is the client's doing. */
 function levelOf(code: Code | undefined, streaming: boolean): "error" | "warn" | "info" | "debug" {
@@ -33,8 +30,7 @@ function levelOf(code: Code | undefined, streaming: boolean): "error" | "warn" |
  */
 export function requestLogInterceptor(logger: Logger, via: "network" | "http"): Interceptor {
   return (next) => async (req) => {
-    const sent = req.header.get("x-request-id");
-    const id = sent !== null && CLIENT_REQUEST_ID.test(sent) ? sent : randomBytes(8).toString("hex");
+    const id = requestIdFrom(req.header.get(REQUEST_ID_HEADER));
     const rpc = `${req.service.typeName}/${req.method.name}`;
     let fields: Record<string, string> = {};
     // Built on first use: most unary calls never log anything at the level in force.
@@ -65,7 +61,7 @@ export function requestLogInterceptor(logger: Logger, via: "network" | "http"): 
     };
     try {
       const res = await next(req);
-      res.header.set("x-request-id", id);
+      res.header.set(REQUEST_ID_HEADER, id);
       if (!res.stream) {
         finish(undefined, false);
         return res;
