@@ -7,6 +7,7 @@ import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.j
 import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode } from "../gen/hazard/stream/v1/types_pb.js";
 import type { ConnectionLimits } from "./config.js";
+import { guardHttp2Session } from "./http2-session-guard.js";
 import { refusalAnswer, type RefusedRequest } from "./refusal-answer.js";
 import { apiError } from "./rpc/errors.js";
 import { REQUEST_ID_HEADER, requestIdFrom } from "./rpc/request-id.js";
@@ -27,19 +28,7 @@ export function applyConnectionLimits(h1: http.Server, h2: http2.Http2Server, li
   Object.assign(h1, { connectionsCheckingInterval: Math.min(30_000, Math.ceil(limits.headersTimeoutMs / 2)) });
   h1.emit("listening");
   h2.updateSettings({ maxConcurrentStreams: limits.http2MaxConcurrentStreams });
-  h2.on("session", (session) => {
-    // Only a connection with nothing open is idle: a quiet bidi stream (a camera pausing) or a
-    // watch between keepalives is not. Node's session timeout counts bytes, not streams.
-    let open = 0;
-    session.on("stream", (stream) => {
-      open++;
-      stream.once("close", () => open--);
-    });
-    // GOAWAY, not a reset: clients reconnect on their next call without an error.
-    session.setTimeout(limits.http2IdleTimeoutMs, () => {
-      if (open === 0 && !session.closed && !session.destroyed) session.close();
-    });
-  });
+  h2.on("session", (session) => guardHttp2Session(session, { idleTimeoutMs: limits.http2IdleTimeoutMs }));
 }
 
 const tooMany = (max: number, requestId: string) => {

@@ -19,6 +19,7 @@ import { ErrorCode, ErrorDetailSchema, FrameSchema } from "../gen/hazard/stream/
 import { RequestStream } from "../src/http/request-stream.js";
 import { eventually, RawSse, WsClient, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
+import { scrape } from "./support/metrics.js";
 import { DETECT, envelope } from "./support/raw-rpc.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -302,6 +303,47 @@ describe("connections per address", () => {
 
     for (const s of held) s.destroy();
     await eventually(async () => expect((await rest(`${server.baseUrl}/stream/stats`)).status).toBe(200));
+  });
+});
+
+describe("HTTP/2 rapid reset", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ MAX_CONNECTIONS_PER_IP: "3" });
+  });
+  afterAll(() => server.close());
+
+  /** Opens streams and resets each at once (CVE-2023-44487) until the server ends the connection. */
+  const rapidReset = () =>
+    new Promise<number[]>((resolve, reject) => {
+      const session = http2.connect(server.baseUrl);
+      const goaways: number[] = [];
+      session.on("goaway", (code) => goaways.push(code));
+      session.on("error", () => undefined);
+      session.on("close", () => resolve(goaways));
+      session.on("connect", async () => {
+        for (let i = 0; i < 20_000 && !session.closed && !session.destroyed; i++) {
+          const stream = session.request({ ":method": "POST", ":path": DETECT, "content-type": "application/grpc" }, { endStream: false });
+          stream.on("error", () => undefined);
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+        }
+        if (!session.destroyed) reject(new Error("the server let 20000 reset streams through"));
+      });
+    });
+
+  it("each attacking connection is closed and frees its slot: the gauge returns to baseline, a real client from the address gets in", async () => {
+    const h2Open = async () => (await scrape(server.baseUrl)).get("hazard_connections_open", { protocol: "h2" });
+    const baseline = await h2Open();
+    // As many attacks as MAX_CONNECTIONS_PER_IP: sockets left open would leave the address no slot.
+    const codes: number[][] = [];
+    for (let i = 0; i < 3; i++) codes.push(await rapidReset());
+    await eventually(async () => expect(await h2Open()).toBe(baseline), 20_000);
+
+    const detection = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
+    expect((await detection.getServiceStats({})).stats).toBeDefined();
+    // The server's own verdict, not nghttp2's silent GOAWAY(INTERNAL_ERROR) that left the socket open.
+    for (const c of codes) expect(c).toContain(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   });
 });
 
