@@ -18,6 +18,7 @@ import {
 import { FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { RequestStream as PushStream } from "../src/http/request-stream.js";
 import { sceneJpeg } from "./support/images.js";
+import { scrape } from "./support/metrics.js";
 import { startServer } from "./support/server.js";
 import { startServerProcess } from "./support/server-process.js";
 
@@ -66,7 +67,10 @@ describe("process lifecycle", () => {
     requests.push(frame("a"));
     while (!received.some((m) => m.message.case === "result")) await new Promise((r) => setTimeout(r, 20));
     requests.push(frame("b"));
-    await new Promise((r) => setTimeout(r, 150)); // b is on the server (queued or in flight), not still in our socket
+    // Signal once b has reached its session on the server (queued or in flight), not while it may still
+    // be in a socket buffer: a frame the server never read is the client's to resend, not the drain's.
+    const framesOnServer = async () => (await scrape(`http://127.0.0.1:${port}`)).get("hazard_frames_received_total", { door: "grpc_stream" });
+    while ((await framesOnServer()) < 2) await new Promise((r) => setTimeout(r, 20));
     const pid = proc.child.pid!;
     process.kill(to === "the process" ? pid : -pid, signal);
     // Bounded so that a server left running fails here with its log rather than at the test timeout.
