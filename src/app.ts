@@ -37,13 +37,14 @@ export interface App {
 
 /** In-memory unless REDIS_URL is set. Redis being down at start is not fatal: calls fail with UNAVAILABLE until it answers. */
 async function createStore(config: Config, logger: Logger): Promise<SessionStore> {
-  if (!config.redis) return new MemoryStore();
+  if (!config.redis) return new MemoryStore({ replayWindowBytes: config.streaming.replayWindowBytes });
   const store = new RedisStore({
     url: config.redis.url,
     keyPrefix: config.redis.keyPrefix,
     // A little longer than the session timeout: the expiry sweep ends sessions (and tells their
     // watchers) before their keys vanish.
     sessionTtlMs: (config.streaming.sessionTimeoutSec + 30) * 1000,
+    replayWindowBytes: config.streaming.replayWindowBytes,
     logger,
   });
   await store.connect().then(
@@ -172,6 +173,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         startedAtMs,
         health,
         maxWatchersPerSession: config.access.maxWatchersPerSession,
+        watcherBufferBytes: config.streaming.watcherBufferBytes,
       },
       started.sessions,
     );

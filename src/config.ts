@@ -1,5 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { defaultHttpRoutesConfig, parseCorsOrigins, type HttpRoutesConfig } from "./http/http-config.js";
+import { DEFAULT_REPLAY_WINDOW_BYTES } from "./store/session-store.js";
+
+/**
+ * Default STREAMING_WATCHER_BUFFER_BYTES: a reader this far behind is cut off (it may resume from the
+ * replay window). 256 results without metadata are about 1 MB; at the metadata limit, ~128 events.
+ */
+export const DEFAULT_WATCHER_BUFFER_BYTES = 8 * 1024 * 1024;
 
 /** Everything the service reads from its environment, validated once at start. */
 export interface Config {
@@ -29,6 +36,10 @@ export interface Config {
     defaultFps: number;
     queueSize: number;
     enableTracking: boolean;
+    /** Byte budget of a session's replay window (the oldest events go first). */
+    replayWindowBytes: number;
+    /** Bytes of events one watcher or stream may fall behind before it is cut off. */
+    watcherBufferBytes: number;
   };
   detection: {
     confidenceThreshold: number;
@@ -131,6 +142,8 @@ export function loadConfig(env: Env = process.env): Config {
     defaultFps: num(env, "STREAMING_DEFAULT_FPS", 10, 1, maxFps),
     queueSize: num(env, "STREAMING_QUEUE_SIZE", 50, 1, 10_000),
     enableTracking: bool(env, "STREAMING_ENABLE_TRACKING", true),
+    replayWindowBytes: num(env, "STREAMING_REPLAY_WINDOW_BYTES", DEFAULT_REPLAY_WINDOW_BYTES, 1024, 1024 * 1024 * 1024),
+    watcherBufferBytes: num(env, "STREAMING_WATCHER_BUFFER_BYTES", DEFAULT_WATCHER_BUFFER_BYTES, 1024, 1024 * 1024 * 1024),
   };
   const maxFrameBytes = num(env, "MAX_FRAME_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
   const httpDefaults = defaultHttpRoutesConfig(maxFrameBytes);

@@ -79,6 +79,7 @@ type Input =
   | "wrong API key"
   | "frame_id of 100 KB"
   | "metadata nested 40 deep"
+  | "metadata of 70 KB"
   | "metadata nested 10000 deep"
   | "empty / unknown message"
   | "10000 unknown fields";
@@ -228,6 +229,17 @@ const MATRIX: Record<Input, Partial<Record<Door, Cell>>> = {
     SSE: ["nothing", "same stream"],
     "WS JSON": ["error INVALID_MESSAGE(metadata)", "same connection"],
   },
+  "metadata of 70 KB": {
+    // Over MAX_METADATA_BYTES (64 KiB as JSON): results echo metadata, so it is held by the replay
+    // window and every watcher. Like nesting, the REST door checks it while parsing (SSE sees nothing).
+    gRPC: ["error INVALID_MESSAGE(metadata)", "same stream"],
+    "Connect stream": ["error INVALID_MESSAGE(metadata)", "same stream"],
+    Connect: ["InvalidArgument INVALID_MESSAGE(metadata)", "new call"],
+    "gRPC-Web": ["InvalidArgument INVALID_MESSAGE(metadata)", "new call"],
+    REST: ["400 INVALID_MESSAGE(metadata)", "same session"],
+    SSE: ["nothing", "same stream"],
+    "WS JSON": ["error INVALID_MESSAGE(metadata)", "same connection"],
+  },
   "metadata nested 10000 deep": {
     // Past protobuf's own recursion limit (100 message levels): the message does not decode (JSON
     // with Connect and gRPC-Web). The JSON doors' parser gives up on it as malformed JSON.
@@ -260,6 +272,7 @@ const MATRIX: Record<Input, Partial<Record<Door, Cell>>> = {
 };
 
 const LONG_ID = "y".repeat(100_000);
+const BIG_METADATA = { camera: "front", pad: "m".repeat(70_000) };
 /** Longer than a frame interval at 240 FPS: a good frame right after a bad one must not be dropped by the FPS limit. */
 const pace = () => new Promise((r) => setTimeout(r, 25));
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
@@ -413,6 +426,8 @@ describe("bad input × door matrix (real server, real clients)", () => {
         return bidiRow(door, frameMsg(frame(jpeg, LONG_ID)), LONG_ID);
       case "metadata nested 40 deep":
         return bidiRow(door, frameMsg(frame(jpeg, "bad", { metadata: nested(40) })), "bad");
+      case "metadata of 70 KB":
+        return bidiRow(door, frameMsg(frame(jpeg, "bad", { metadata: BIG_METADATA })), "bad");
       case "empty / unknown message":
         return bidiRow(door, create(StreamDetectionsRequestSchema, {}), "");
       case "10000 unknown fields":
@@ -498,6 +513,8 @@ describe("bad input × door matrix (real server, real clients)", () => {
         return unaryRow(door, detect(frame(jpeg, LONG_ID)), LONG_ID);
       case "metadata nested 40 deep":
         return unaryRow(door, detect(frame(jpeg, "bad", { metadata: nested(40) })), "bad");
+      case "metadata of 70 KB":
+        return unaryRow(door, detect(frame(jpeg, "bad", { metadata: BIG_METADATA })), "bad");
       case "10000 unknown fields":
         return unaryRow(door, detect(frameWithUnknownFields(jpeg, "bad")), "bad");
       case "empty / unknown message":
@@ -616,6 +633,8 @@ describe("bad input × door matrix (real server, real clients)", () => {
         return restRow("application/json", jsonFrame({ frame_id: LONG_ID }), LONG_ID);
       case "metadata nested 40 deep":
         return restRow("application/json", jsonFrame({ metadata: nested(40) }), "bad");
+      case "metadata of 70 KB":
+        return restRow("application/json", jsonFrame({ metadata: BIG_METADATA }), "bad");
       case "metadata nested 10000 deep":
         return restRow("application/json", `{"frame_id":"bad","image_data":"${b64(jpeg)}","metadata":${deepJson(10_000)}}`);
       case "10000 unknown fields":
@@ -718,6 +737,8 @@ describe("bad input × door matrix (real server, real clients)", () => {
         return wsRow(msg({ frame_id: LONG_ID }), LONG_ID);
       case "metadata nested 40 deep":
         return wsRow(msg({ metadata: nested(40) }), "bad");
+      case "metadata of 70 KB":
+        return wsRow(msg({ metadata: BIG_METADATA }), "bad");
       case "metadata nested 10000 deep":
         return wsRow(`{"type":"frame","frame_id":"bad","image_data":"${b64(jpeg)}","metadata":${deepJson(10_000)}}`);
       case "empty / unknown message":

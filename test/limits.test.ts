@@ -1,7 +1,7 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { gzipSync } from "node:zlib";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
@@ -14,9 +14,10 @@ import {
   StreamStartSchema,
   type StreamDetectionsRequest,
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
-import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
+import { SessionService, WatchSessionResponseSchema } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode, ErrorDetailSchema, FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { RequestStream } from "../src/http/request-stream.js";
+import type { MemoryStore } from "../src/store/memory-store.js";
 import { eventually, RawSse, WsClient, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { scrape } from "./support/metrics.js";
@@ -415,4 +416,113 @@ describe("idle and slow connections are closed", () => {
     abort.abort();
     await a.deleteSession({ clientId: id });
   });
+});
+
+describe("memory a session holds is bounded in bytes, not only in events", () => {
+  const REPLAY_BYTES = 256 * 1024;
+  const WATCHER_BYTES = 512 * 1024;
+  let server: TestServer;
+  let image: string;
+  // Results echo the frame's metadata: ~60 kB each, under the 64 KiB metadata limit.
+  const metadata = { camera: "front", pad: "x".repeat(60_000) };
+
+  beforeAll(async () => {
+    server = await startServer({
+      STREAMING_REPLAY_WINDOW_BYTES: String(REPLAY_BYTES),
+      STREAMING_WATCHER_BUFFER_BYTES: String(WATCHER_BYTES),
+      STREAMING_MAX_FPS: "240",
+      STREAMING_DEFAULT_FPS: "240",
+    });
+    image = Buffer.from((await sceneJpeg(11, 160, 96)).bytes).toString("base64");
+  });
+  afterAll(() => server.close());
+
+  /** A REST session with an SSE reader that reads everything; `send` waits for each frame's result. */
+  async function session() {
+    const created = await rest(`${server.baseUrl}/stream/sessions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    const id = String(created.json.client_id);
+    const sse = new RawSse(`${server.baseUrl}/stream/events/${id}`);
+    await sse.headersReceived;
+    const send = async (frameId: string) => {
+      const res = await rest(`${server.baseUrl}/stream/process/${id}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ image_data: image, frame_id: frameId, metadata }),
+      });
+      expect(res.status).toBe(202);
+      await sse.waitFor((m) => m.type === "detection_result" && (m.data as Json).frame_id === frameId);
+    };
+    return { id, sse, send };
+  }
+
+  it("the replay window keeps at most STREAMING_REPLAY_WINDOW_BYTES (the newest events), and nothing once the session is deleted", async () => {
+    const { id, sse, send } = await session();
+    for (let i = 0; i < 20; i++) await send(`r${i}`);
+    const store = server.app.sessions.store as MemoryStore;
+    const replay = await store.replay(id, 0n);
+    const held = replay.reduce((n, m) => n + toBinary(WatchSessionResponseSchema, m).byteLength, 0);
+    console.log(`replay window after 20 results of ~60 kB: ${replay.length} events, ${held} bytes (budget ${REPLAY_BYTES})`);
+    expect(held).toBeLessThanOrEqual(REPLAY_BYTES);
+    expect(store.replayBytes(id)).toBe(held);
+    // The newest events stay, so a client that just lost its connection still resumes.
+    const last = replay.at(-1)?.event;
+    expect(last?.case === "result" ? last.value.frameId : "").toBe("r19");
+    expect(replay.length).toBeGreaterThanOrEqual(2);
+
+    const live = await server.app.sessions.get(id);
+    expect((await rest(`${server.baseUrl}/stream/sessions/${id}`, { method: "DELETE" })).status).toBe(200);
+    await sse.done;
+    expect(store.replayBytes(id)).toBe(0);
+    expect(await store.replay(id, 0n)).toEqual([]);
+    expect([live.subscriberCount, live.subscriberBytes]).toEqual([0, 0]);
+  }, 60_000);
+
+  it("a watcher that stops reading is cut off once STREAMING_WATCHER_BUFFER_BYTES of events wait for it", async () => {
+    const { id, sse, send } = await session();
+    const live = await server.app.sessions.get(id);
+    // A watcher that never reads (as a stalled SSE or WatchSession stream leaves its queue), with the
+    // server's budget; 30 results of ~60 kB are far under the 256-event bound.
+    const stalled = live.subscribe(256, WATCHER_BYTES);
+    let most = 0;
+    for (let i = 0; i < 30; i++) {
+      await send(`w${i}`);
+      most = Math.max(most, stalled.bytes);
+    }
+    console.log(`stalled watcher: cut off=${stalled.overflowed}, ${stalled.length} events / ${stalled.bytes} bytes held, at most ${most}`);
+    expect(stalled.overflowed).toBe(true);
+    expect(most).toBeLessThanOrEqual(WATCHER_BYTES);
+    // The reading watcher was not affected.
+    expect(sse.json().filter((m) => m.type === "detection_result")).toHaveLength(30);
+    live.unsubscribe(stalled);
+    sse.close();
+    expect((await rest(`${server.baseUrl}/stream/sessions/${id}`, { method: "DELETE" })).status).toBe(200);
+  }, 60_000);
+
+  it("an SSE reader that stops reading is cut off with RESOURCE_EXHAUSTED before its queue passes the budget", async () => {
+    const { id, sse, send } = await session();
+    const live = await server.app.sessions.get(id);
+    const socket = net.connect(server.address.port, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write(`GET /stream/events/${id} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+    socket.pause();
+    await eventually(() => expect(live.subscriberCount).toBe(2));
+    // Loopback socket buffers take several MB before the server's queue fills: send well past them.
+    let most = 0;
+    for (let i = 0; i < 120 && live.subscriberCount === 2; i++) {
+      await send(`s${i}`);
+      most = Math.max(most, live.subscriberBytes);
+    }
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (text += chunk));
+    socket.resume();
+    await eventually(() => expect(text.endsWith("\r\n0\r\n\r\n")).toBe(true), 20_000);
+    socket.destroy();
+    const data = text.split("\n").filter((l) => l.startsWith("data: "));
+    console.log(`slow SSE reader: cut after ${data.length} data lines; queue held at most ${most} bytes`);
+    expect(most).toBeLessThanOrEqual(WATCHER_BYTES);
+    expect(JSON.parse((data.at(-1) ?? "").slice(6))).toMatchObject({ type: "error", error_code: "RESOURCE_EXHAUSTED" });
+    sse.close();
+    expect((await rest(`${server.baseUrl}/stream/sessions/${id}`, { method: "DELETE" })).status).toBe(200);
+  }, 120_000);
 });

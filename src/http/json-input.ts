@@ -264,7 +264,8 @@ export function frameFromJson(json: JsonObject): Frame {
   const meta = json.metadata;
   if (meta !== undefined && meta !== null) {
     if (!isJsonObject(meta)) throw messageError("metadata", `metadata must be a JSON object, got ${describe(meta)}`, echoableFrameId(frame.frameId));
-    // Checked here as well as by the service: metadata too deep for protobuf cannot reach it.
+    // Checked here as well as by the service: metadata too deep for protobuf cannot reach it, and
+    // metadata too large is refused before it crosses the in-process transport.
     checkMetadata(meta, frame.frameId);
     frame.metadata = meta;
   }

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   DetectResponseSchema,
@@ -15,6 +15,7 @@ import { detectOptionsFor, toDetectionResult } from "../streaming/detection-resu
 import type { LiveSession } from "../streaming/live-session.js";
 import { applyConfig } from "../streaming/session-config.js";
 import type { SessionManager } from "../streaming/session-manager.js";
+import { eventBytes } from "../streaming/event-size.js";
 import { SubscriberQueue } from "../streaming/subscriber-queue.js";
 import { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { callerKey } from "./auth.js";
@@ -31,6 +32,8 @@ export interface DetectionServiceDeps {
   streamBufferCapacity?: number;
   /** Subscribers one session may have on this instance; joining a session past it is RESOURCE_EXHAUSTED. */
   maxWatchersPerSession?: number;
+  /** Bytes of responses a stream may hold for a client that stops reading before it is cut off. */
+  watcherBufferBytes?: number;
   now?: () => number;
 }
 
@@ -113,7 +116,9 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
     log?.bind({ clientId: session.clientId, door: Door[session.door] });
     log?.logger.info(ownsSession ? "stream started" : "stream joined a session");
 
-    const out = new SubscriberQueue<StreamDetectionsResponse>(capacity);
+    const out = new SubscriberQueue<StreamDetectionsResponse>(capacity, deps.watcherBufferBytes, (m) =>
+      toBinary(StreamDetectionsResponseSchema, m).byteLength,
+    );
     const pending = new PendingFrames();
     let inputDone = false;
     let ending = false;
@@ -129,13 +134,14 @@ export function createDetectionService(deps: DetectionServiceDeps): ServiceImpl<
       deps.sessions.end(session.clientId, EndReason.STREAM_CLOSED).catch(() => out.close());
     };
 
-    const sub = session.subscribe(capacity);
+    const sub = session.subscribe(capacity, deps.watcherBufferBytes);
     const forward = (async () => {
       for (;;) {
         const ev = await sub.next(ctx.signal);
         if (ev === undefined) break;
         const msg = toStreamResponse(ev);
-        if (msg) out.push(msg);
+        // The response wraps the event's payload: the event's measured size stands for it.
+        if (msg) out.push(msg, eventBytes(ev));
         const done = terminalFrameId(ev);
         if (done !== undefined) pending.settle(done);
         if (ev.event.case === "ended") out.close();

@@ -17,6 +17,14 @@ export const MAX_FRAME_ID_LENGTH = 256;
  */
 export const MAX_METADATA_DEPTH = 32;
 
+/**
+ * Size of `metadata` as JSON (UTF-8 bytes). Results echo a frame's metadata and hazard events keep
+ * their peak frame's, so it is held in the session's replay window, in every watcher's queue and in
+ * open tracks: unbounded, a few frames of megabytes each kept a gigabyte resident. GPS fixes,
+ * camera ids and the like take well under a kilobyte.
+ */
+export const MAX_METADATA_BYTES = 64 * 1024;
+
 /** A frame id an error may repeat: an over-long one is itself the error and is not echoed back. */
 export function echoableFrameId(frameId: string | undefined): string {
   return frameId !== undefined && frameId.length <= MAX_FRAME_ID_LENGTH ? frameId : "";
@@ -43,8 +51,17 @@ export function nestedDeeperThan(value: JsonValue, limit: number): boolean {
 }
 
 export function checkMetadata(metadata: JsonValue | undefined, frameId: string): void {
-  if (metadata !== undefined && nestedDeeperThan(metadata, MAX_METADATA_DEPTH)) {
+  if (metadata === undefined) return;
+  if (nestedDeeperThan(metadata, MAX_METADATA_DEPTH)) {
     throw apiError(ErrorCode.INVALID_MESSAGE, `metadata is nested more than ${MAX_METADATA_DEPTH} levels deep`, {
+      field: "metadata",
+      frameId: echoableFrameId(frameId),
+    });
+  }
+  // Depth is bounded by now, so stringifying cannot exhaust the stack.
+  const bytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (bytes > MAX_METADATA_BYTES) {
+    throw apiError(ErrorCode.INVALID_MESSAGE, `metadata is ${bytes} bytes as JSON; the limit is ${MAX_METADATA_BYTES}`, {
       field: "metadata",
       frameId: echoableFrameId(frameId),
     });

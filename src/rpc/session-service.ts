@@ -41,6 +41,8 @@ export interface SessionServiceDeps {
   maxFrameBytes: number;
   /** Events a watcher may fall behind before it is cut off. */
   watchBufferCapacity?: number;
+  /** Bytes of events a watcher (or a stream) may fall behind before it is cut off (STREAMING_WATCHER_BUFFER_BYTES). */
+  watcherBufferBytes?: number;
   /** Idle time after which a watch stream gets a keepalive, so proxies keep it open. */
   keepaliveMs?: number;
   /** Subscribers one session may have on this instance (watchers, its streams); more get RESOURCE_EXHAUSTED. */
@@ -138,7 +140,7 @@ export function createSessionService(deps: SessionServiceDeps): ServiceImpl<type
       const session = await wrap(() => sessions.get(req.clientId, ctx.values.get(callerKey)));
       checkWatcherRoom(session, deps.maxWatchersPerSession);
       ctx.values.get(requestLogKey)?.bind({ clientId: session.clientId, door: Door[session.door] });
-      const sub = session.subscribe(capacity);
+      const sub = session.subscribe(capacity, deps.watcherBufferBytes);
       // In-process callers may stop pulling without resuming the generator: free on abort too.
       const release = () => session.unsubscribe(sub);
       ctx.signal.addEventListener("abort", release, { once: true });

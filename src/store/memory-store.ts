@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { WatchSessionResponseSchema, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import type { DropReason } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { EffectiveConfig } from "../streaming/session-config.js";
+import { eventBytes } from "../streaming/event-size.js";
 import {
+  DEFAULT_REPLAY_WINDOW_BYTES,
   outcomeField,
   REPLAY_WINDOW,
   TRACK_ID_BLOCK,
@@ -21,6 +23,8 @@ interface Entry {
   record: SessionRecord;
   nextEventId: bigint;
   replay: WatchSessionResponse[];
+  /** What `replay` holds, as eventBytes counts it. */
+  replayBytes: number;
   listeners: Set<EventListener>;
   counters: CounterSnapshot;
   latency?: LatencySnapshot;
@@ -32,6 +36,16 @@ export class MemoryStore implements SessionStore {
   readonly kind = "memory";
   private readonly entries = new Map<string, Entry>();
   private report: InstanceReport | undefined;
+  private readonly replayWindowBytes: number;
+
+  constructor(opts: { replayWindowBytes?: number } = {}) {
+    this.replayWindowBytes = opts.replayWindowBytes ?? DEFAULT_REPLAY_WINDOW_BYTES;
+  }
+
+  /** Bytes the session's replay window holds (0 once the session is gone). */
+  replayBytes(clientId: string): number {
+    return this.entries.get(clientId)?.replayBytes ?? 0;
+  }
 
   async create(record: SessionRecord, quota?: SessionQuota): Promise<CreateOutcome> {
     if (quota) {
@@ -46,6 +60,7 @@ export class MemoryStore implements SessionStore {
       record: { ...record },
       nextEventId: 1n,
       replay: [],
+      replayBytes: 0,
       listeners: new Set(),
       counters: emptyCounters(),
       trackIdBlocks: 0,
@@ -113,7 +128,11 @@ export class MemoryStore implements SessionStore {
     if (!e) return msg;
     countOutcome(e.counters, outcomeField(event));
     e.replay.push(msg);
-    if (e.replay.length > REPLAY_WINDOW) e.replay.shift();
+    e.replayBytes += eventBytes(msg);
+    while (e.replay.length > 1 && (e.replay.length > REPLAY_WINDOW || e.replayBytes > this.replayWindowBytes)) {
+      const old = e.replay.shift();
+      if (old) e.replayBytes -= eventBytes(old);
+    }
     for (const l of e.listeners) l(msg);
     return msg;
   }

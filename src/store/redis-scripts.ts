@@ -56,13 +56,22 @@ redis.call('HSET', KEYS[1], 'config', ARGV[2])
 return redis.call('HINCRBY', KEYS[1], 'configVersion', 1)`,
   },
   // KEYS: seq, replay, counters, channel; ARGV: payload, counter field or '', ttl, replay window
+  // (events), replay window (bytes). The replay list's size is kept in the counters hash
+  // (`replayBytes`), so trimming it by bytes reads only the entries it drops; the newest stays.
   hsPublish: {
     numberOfKeys: 4,
     lua: `
 local id = redis.call('INCR', KEYS[1])
 local entry = id .. '|' .. ARGV[1]
-redis.call('RPUSH', KEYS[2], entry)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+local len = redis.call('RPUSH', KEYS[2], entry)
+local bytes = redis.call('HINCRBY', KEYS[3], 'replayBytes', #entry)
+local maxLen = tonumber(ARGV[4])
+local maxBytes = tonumber(ARGV[5])
+while len > 1 and (len > maxLen or bytes > maxBytes) do
+  local old = redis.call('LPOP', KEYS[2])
+  bytes = redis.call('HINCRBY', KEYS[3], 'replayBytes', -#old)
+  len = len - 1
+end
 if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[2], 1) end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 redis.call('PUBLISH', KEYS[4], entry)

@@ -6,8 +6,10 @@ import type { Door } from "../../gen/hazard/stream/v1/session_pb.js";
 import { WatchSessionResponseSchema, type WatchSessionResponse } from "../../gen/hazard/stream/v1/session_service_pb.js";
 import type { DropReason } from "../../gen/hazard/stream/v1/types_pb.js";
 import type { EffectiveConfig } from "../streaming/session-config.js";
+import { knownEventBytes } from "../streaming/event-size.js";
 import { REDIS_SCRIPTS } from "./redis-scripts.js";
 import {
+  DEFAULT_REPLAY_WINDOW_BYTES,
   outcomeField,
   REPLAY_WINDOW,
   TRACK_ID_BLOCK,
@@ -29,6 +31,8 @@ export interface RedisStoreOptions {
   keyPrefix: string;
   /** Keys live this long past the last activity; the expiry sweep normally ends sessions first. */
   sessionTtlMs: number;
+  /** Byte budget of a session's replay list (default DEFAULT_REPLAY_WINDOW_BYTES). */
+  replayWindowBytes?: number;
   logger: Logger;
 }
 
@@ -36,7 +40,7 @@ type ScriptedRedis = Redis & {
   hsCreate(s: string, idx: string, owned: string, ...argv: string[]): Promise<number>;
   hsTouch(s: string, c: string, q: string, r: string, l: string, idx: string, now: string, ttl: string, received: string, id: string): Promise<number>;
   hsSetConfig(s: string, expectedVersion: string, config: string): Promise<number>;
-  hsPublish(q: string, r: string, c: string, channel: string, payload: Buffer, field: string, ttl: string, window: string): Promise<number>;
+  hsPublish(q: string, r: string, c: string, channel: string, payload: Buffer, field: string, ttl: string, window: string, windowBytes: string): Promise<number>;
 };
 
 /** Separates the event id from the protobuf payload in replay entries and pub/sub messages. */
@@ -169,7 +173,7 @@ export class RedisStore implements SessionStore {
 
   async delete(clientId: string): Promise<boolean> {
     const k = this.keys(clientId);
-    const res = await this.run(() => this.cmd.multi().del(k.s).del(k.c, k.l).zrem(k.idx, clientId).exec());
+    const res = await this.run(() => this.cmd.multi().del(k.s).del(k.c, k.l, k.r, k.q).zrem(k.idx, clientId).exec());
     return Number(res?.[0]?.[1] ?? 0) > 0;
   }
 
@@ -222,7 +226,17 @@ export class RedisStore implements SessionStore {
     const k = this.keys(clientId);
     const payload = Buffer.from(toBinary(WatchSessionResponseSchema, create(WatchSessionResponseSchema, { event })));
     const id = await this.run(() =>
-      this.cmd.hsPublish(k.q, k.r, k.c, k.channel, payload, outcomeField(event) ?? "", String(this.opts.sessionTtlMs), String(REPLAY_WINDOW)),
+      this.cmd.hsPublish(
+        k.q,
+        k.r,
+        k.c,
+        k.channel,
+        payload,
+        outcomeField(event) ?? "",
+        String(this.opts.sessionTtlMs),
+        String(REPLAY_WINDOW),
+        String(this.opts.replayWindowBytes ?? DEFAULT_REPLAY_WINDOW_BYTES),
+      ),
     );
     return create(WatchSessionResponseSchema, { eventId: BigInt(id), event });
   }
@@ -288,6 +302,7 @@ export class RedisStore implements SessionStore {
     if (!set) return;
     const msg = decodeEntry(message);
     if (!msg) return;
+    knownEventBytes(msg, message.length);
     for (const l of set) l(msg);
   }
 }

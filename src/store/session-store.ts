@@ -116,6 +116,12 @@ export interface SessionStore {
 
 /** Events kept for replay (SSE Last-Event-ID, watch resumption). */
 export const REPLAY_WINDOW = 64;
+/**
+ * Default byte budget of a session's replay window (STREAMING_REPLAY_WINDOW_BYTES): the oldest
+ * events go once the window holds more, the newest always stays. 64 events at the metadata limit
+ * (64 KiB) fit; results without metadata are a few kilobytes.
+ */
+export const DEFAULT_REPLAY_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /** Counter field an event increments, if it is a frame outcome. */
 export function outcomeField(event: SessionEvent): string | undefined {

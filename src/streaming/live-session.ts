@@ -14,6 +14,7 @@ import { FpsLimiter } from "./rate-limiter.js";
 import { toProtoConfig, type EffectiveConfig } from "./session-config.js";
 import { SessionCounters } from "./session-counters.js";
 import { SessionTracking } from "./session-tracking.js";
+import { eventBytes } from "./event-size.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A frame accepted into a session's queue. */
@@ -100,6 +101,13 @@ export class LiveSession {
 
   get subscriberCount(): number {
     return this.subscribers.size;
+  }
+
+  /** Bytes of events waiting in this instance's subscriber queues of the session. */
+  get subscriberBytes(): number {
+    let n = 0;
+    for (const s of this.subscribers) n += s.bytes;
+    return n;
   }
 
   toProto(): Session {
@@ -195,8 +203,9 @@ export class LiveSession {
     });
   }
 
-  subscribe(capacity: number): SubscriberQueue<WatchSessionResponse> {
-    const q = new SubscriberQueue<WatchSessionResponse>(capacity);
+  /** A subscriber cut off past `capacity` events or `maxBytes` of them waiting (see SubscriberQueue). */
+  subscribe(capacity: number, maxBytes?: number): SubscriberQueue<WatchSessionResponse> {
+    const q = new SubscriberQueue<WatchSessionResponse>(capacity, maxBytes, eventBytes);
     if (this.ended) q.close();
     else this.subscribers.add(q);
     return q;
