@@ -12,6 +12,7 @@ listed by --keep-float stay in float (see README.md). metadata_props are copied 
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -151,6 +152,9 @@ def main():
             for p in patterns
             if (n.name.startswith(p[:-1]) if p.endswith("*") else n.name == p)
         }
+        for p in patterns:
+            if not any(n.name.startswith(p[:-1]) if p.endswith("*") else n.name == p for n in pre_model.graph.node):
+                print(f"warning: --exclude-nodes {p} matches no node of {args.input}", file=sys.stderr)
         exclude = sorted(float_nodes(pre_model.graph, keep) | named)
         reader = LetterboxedImages(args.calib, pre_model.graph.input[0].name)
         # Histograms are built 8 images at a time so the intermediate tensors of the whole set never
