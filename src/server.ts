@@ -19,6 +19,7 @@ import type { HazardMetrics } from "./metrics/metrics.js";
 import { ApiKeys, authInterceptor } from "./rpc/auth.js";
 import { doorInterceptor } from "./rpc/door-context.js";
 import type { HealthState } from "./rpc/health-state.js";
+import { REQUEST_ID_HEADER, requestIdFrom } from "./rpc/request-id.js";
 import { requestLogInterceptor } from "./rpc/request-log.js";
 import type { SessionManager } from "./streaming/session-manager.js";
 
@@ -92,7 +93,11 @@ export function createServer(opts: ServerOptions): HazardServer {
       grpc: true,
       grpcWeb: true,
       connect: true,
-      fallback: (req, res) => adapter.handleRequest(req, res),
+      fallback: (req, res) => {
+        // Not an RPC: the REST routes' in-process calls have ids of their own.
+        res.removeHeader(REQUEST_ID_HEADER);
+        adapter.handleRequest(req, res);
+      },
     });
   let transport = inProcess(notReady.routes, [notReady.refuse]);
   let rpc = network(notReady.routes, [notReady.refuse]);
@@ -129,7 +134,15 @@ export function createServer(opts: ServerOptions): HazardServer {
   };
   const isMetrics = (req: { method?: string; url?: string }) =>
     (req.method === "GET" || req.method === "HEAD") && req.url?.split("?")[0] === "/metrics";
-  const api = adapter.withCors((req, res) => rpc(req, res));
+  const api = adapter.withCors((req, res) => {
+    // Every RPC answer names its request id, also when Connect refuses the call before any
+    // interceptor runs (a message over readMaxBytes, malformed, badly compressed); the request log
+    // interceptor takes the same id from the rewritten request header.
+    const id = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    req.headers[REQUEST_ID_HEADER] = id;
+    res.setHeader(REQUEST_ID_HEADER, id);
+    rpc(req, res);
+  });
   const handler: NodeHandler = (req, res) => {
     // With METRICS_PORT set the main (public) port does not expose metrics.
     if (opts.metricsPort === undefined && isMetrics(req)) return serveMetrics(req, res);

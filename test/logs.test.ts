@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import http2 from "node:http2";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -30,6 +31,34 @@ class LogCapture extends Writable {
     }
     done();
   }
+}
+
+/** One call with `{client_id: "nope"}` over h2c, as sent on the wire; what came back, unparsed. */
+function rawCall(
+  baseUrl: string,
+  path: string,
+  contentType: string,
+  requestId: string,
+): Promise<{ head: http2.IncomingHttpHeaders; trailers?: http2.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(baseUrl);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers", "x-request-id": requestId });
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => (head = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (d: Buffer) => chunks.push(d));
+    stream.on("close", () => {
+      session.close();
+      resolve({ head, trailers, body: Buffer.concat(chunks) });
+    });
+    const msg = Buffer.concat([Buffer.from([0x0a, 4]), Buffer.from("nope")]);
+    const envelope = Buffer.alloc(5);
+    envelope.writeUInt32BE(msg.length, 1);
+    stream.end(Buffer.concat([envelope, msg]));
+  });
 }
 
 describe("structured logs", () => {
@@ -73,6 +102,42 @@ describe("structured logs", () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("a failed RPC carries its request id: Connect error headers, gRPC trailers, stream errors, calls Connect refuses itself", async () => {
+    const base = server.baseUrl;
+    // Connect unary, refused by the service (no such session): the error's response headers.
+    const notFound = await fetch(`${base}/hazard.stream.v1.SessionService/GetSession`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "x-request-id": "fail-connect" },
+      body: JSON.stringify({ clientId: "no-such-session" }),
+    });
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get("x-request-id")).toBe("fail-connect");
+    // Refused by Connect before any interceptor (not JSON): still named, with a fresh id.
+    const malformed = await fetch(`${base}/hazard.stream.v1.SessionService/GetSession`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{",
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get("x-request-id")).toMatch(/^[0-9a-f]{16}$/);
+
+    // gRPC unary and streaming over h2: in the trailers, read off the wire (the response headers
+    // carried the id before; the trailers, where the status is, did not).
+    const grpcTrailers = async (method: string, id: string) => {
+      const answer = await rawCall(base, `/hazard.stream.v1.SessionService/${method}`, "application/grpc", id);
+      return answer.trailers ?? answer.head;
+    };
+    for (const [method, id] of [["GetSession", "fail-grpc"], ["WatchSession", "fail-grpc-stream"]] as const) {
+      const trailers = await grpcTrailers(method, id);
+      expect([method, trailers["grpc-status"], trailers["x-request-id"]]).toEqual([method, String(Code.NotFound), id]);
+    }
+    // Connect streaming: in the end-stream message's metadata.
+    const connectStream = await rawCall(base, "/hazard.stream.v1.SessionService/WatchSession", "application/connect+proto", "fail-connect-stream");
+    const end = JSON.parse(connectStream.body.subarray(5).toString("utf8")) as { error?: { code?: string }; metadata?: Record<string, string[]> };
+    expect([end.error?.code, end.metadata?.["x-request-id"]]).toEqual(["not_found", ["fail-connect-stream"]]);
+    await eventually(() => expect(logs.lines.some((l) => l.reqId === "fail-grpc-stream" && l.msg === "stream closed" && l.code === "NotFound")).toBe(true));
   });
 
   it("no image data or base64 reaches the log, on any error path", async () => {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -8,6 +8,7 @@ import {
   type StreamDetectionsRequest,
   type StreamDetectionsResponse,
 } from "../gen/hazard/stream/v1/detection_service_pb.js";
+import { SessionService } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode, FrameSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { RequestStream } from "../src/http/request-stream.js";
 import { StreamReader } from "./support/async-queue.js";
@@ -136,6 +137,29 @@ describe("Prometheus /metrics on the main port", () => {
       expect(after.get("hazard_rpc_streams_active", { method: STREAM })).toBe(0);
     });
     abortStream.abort();
+  });
+
+  it("RPC codes are labelled as Connect spells them (invalid_argument, not_found)", async () => {
+    const sessions = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
+    const before = await scrape(server.baseUrl);
+    const id = (await sessions.createSession({})).session?.clientId ?? "";
+    const invalid = await sessions.updateSessionConfig({ clientId: id, config: { fpsLimit: 999 } }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e).code,
+    );
+    expect(invalid).toBe(Code.InvalidArgument);
+    await sessions.getSession({ clientId: "no-such-session" }).catch(() => undefined);
+    await sessions.deleteSession({ clientId: id });
+    const after = await scrape(server.baseUrl);
+    const delta = (method: string, code: string) =>
+      after.get("hazard_rpc_handled_total", { method: `hazard.stream.v1.SessionService/${method}`, code }) -
+      before.get("hazard_rpc_handled_total", { method: `hazard.stream.v1.SessionService/${method}`, code });
+    expect(delta("UpdateSessionConfig", "invalid_argument")).toBe(1);
+    expect(delta("GetSession", "not_found")).toBe(1);
+    expect(delta("DeleteSession", "ok")).toBe(1);
+    const codes = new Set(after.samples.filter((x) => x.name === "hazard_rpc_handled_total").map((x) => x.labels.code));
+    for (const code of codes) expect(code, "a code label").toMatch(/^(ok|[a-z]+(_[a-z]+)*)$/);
+    expect(codes.has("invalidargument")).toBe(false);
   });
 
   it("scraping is cheap to repeat and stable: a second scrape has the same series", async () => {

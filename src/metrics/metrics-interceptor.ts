@@ -1,5 +1,6 @@
 import { isMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { DetectionService, DetectResponseSchema } from "../../gen/hazard/stream/v1/detection_service_pb.js";
 import { ErrorCode } from "../../gen/hazard/stream/v1/types_pb.js";
 import { errorCodeOfConnectError } from "../rpc/errors.js";
@@ -18,7 +19,8 @@ export function metricsInterceptor(metrics: HazardMetrics): Interceptor {
     const t0 = performance.now();
     if (isDetect) metrics.framesReceived.inc({ door: "detect" });
     const handled = (err: unknown) => {
-      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code].toLowerCase();
+      // Connect's own spelling (invalid_argument, the `code` of its JSON errors), "ok" for success.
+      const code = err === undefined ? "ok" : codeToString(ConnectError.from(err).code);
       metrics.rpcHandled.inc({ method, code });
     };
     try {

@@ -109,7 +109,7 @@ export class HazardMetrics {
   });
   readonly rpcHandled = new Counter({
     name: "hazard_rpc_handled_total",
-    help: "RPCs completed, by method and Connect/gRPC status code (the HTTP routes' in-process calls count too).",
+    help: "RPCs completed, by method and status code (ok, or Connect's code string: invalid_argument, not_found, ...; the HTTP routes' in-process calls count too).",
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });

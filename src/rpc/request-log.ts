@@ -66,10 +66,30 @@ export function requestLogInterceptor(logger: Logger, via: "network" | "http"): 
         finish(undefined, false);
         return res;
       }
-      return { ...res, message: onStreamEnd(res.message, (err) => finish(err, true), req.signal) };
+      return { ...res, message: onStreamEnd(withRequestIdOnError(res.message, id), (err) => finish(err, true), req.signal) };
     } catch (err) {
       finish(err, req.stream);
-      throw err;
+      throw withRequestId(err, id);
     }
   };
+}
+
+/**
+ * A failed call carries its id too: Connect sends an error's metadata as the response headers of a
+ * Connect unary error, in the end-stream message of a Connect stream and in the trailers of gRPC and
+ * gRPC-Web, where the response headers set above never go once the call has failed.
+ */
+function withRequestId(err: unknown, id: string): ConnectError {
+  // What Connect itself makes of an error that is not a ConnectError: its text may hold internals.
+  const out = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+  out.metadata.set(REQUEST_ID_HEADER, id);
+  return out;
+}
+
+async function* withRequestIdOnError<T>(source: AsyncIterable<T>, id: string): AsyncIterable<T> {
+  try {
+    yield* source;
+  } catch (err) {
+    throw withRequestId(err, id);
+  }
 }
