@@ -10,6 +10,7 @@ import { DetectionService } from "../gen/hazard/stream/v1/detection_service_pb.j
 import { EndReason, SessionService, type WatchSessionResponse } from "../gen/hazard/stream/v1/session_service_pb.js";
 import { ErrorCode, ErrorDetailSchema, FrameSchema, SessionConfigSchema } from "../gen/hazard/stream/v1/types_pb.js";
 import { StreamReader } from "./support/async-queue.js";
+import { eventually, RawSse } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { clearRedisPrefix, redisAnswers } from "./support/redis.js";
@@ -171,4 +172,97 @@ describe.skipIf(!(await redisAnswers(REDIS_URL)))("Redis outage", () => {
       redis.kill("SIGKILL");
     }
   });
+});
+
+describe.skipIf(!(await redisAnswers(REDIS_URL)))("an instance whose Redis lost its sessions (restart without persistence)", () => {
+  const prefix = `hs-test:${randomBytes(4).toString("hex")}:`;
+  const REPLAY_BYTES = 256 * 1024;
+  let server: TestServer;
+  let jpeg: Uint8Array;
+
+  beforeAll(async () => {
+    server = await startServer({
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      STREAMING_MAX_SESSIONS: "3",
+      STREAMING_DEFAULT_FPS: "30",
+      STREAMING_REPLAY_WINDOW_BYTES: String(REPLAY_BYTES),
+    });
+    jpeg = (await sceneJpeg(53)).bytes;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await clearRedisPrefix(prefix);
+  });
+
+  const json = async (path: string, init?: RequestInit) => {
+    const res = await fetch(`${server.baseUrl}${path}`, init);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const createRest = () => json("/stream/sessions", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+
+  it("writes its live sessions back: GET, /stream/stats and the session quota agree again, event ids go on", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push(String((await createRest()).body.client_id));
+    const sse = new RawSse(`${server.baseUrl}/stream/events/${ids[0]}`);
+    await sse.headersReceived;
+    const submit = (frameId: string) =>
+      fetch(`${server.baseUrl}/stream/process/${ids[0]}?frame_id=${frameId}`, { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: jpeg });
+    expect((await submit("before")).status).toBe(202);
+    await sse.waitFor((m) => m.type === "detection_result");
+    const idBefore = Math.max(...sse.events.map((e) => Number(e.id)));
+    expect((await json("/stream/stats")).body.active_sessions).toBe(2);
+
+    // What a Redis restarted without persistence looks like to this instance: every key gone.
+    await clearRedisPrefix(prefix);
+
+    // The instance notices (heartbeat) and registers its two sessions again.
+    await eventually(async () => expect((await json("/stream/stats")).body.active_sessions).toBe(2), 10_000);
+    for (const id of ids) expect((await json(`/stream/sessions/${id}`)).status).toBe(200);
+    const listed = await createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl })).listSessions({});
+    expect(listed.sessions.map((s) => s.clientId).sort()).toEqual([...ids].sort());
+    // The quota (3) counts them: one more session fits, the next does not.
+    const third = await createRest();
+    expect(third.status).toBe(201);
+    ids.push(String(third.body.client_id));
+    const refused = await createRest();
+    expect([refused.status, refused.body.error_code]).toEqual([429, "RESOURCE_EXHAUSTED"]);
+    // The session's event ids go on from where they were (a resuming EventSource's Last-Event-ID stays valid).
+    expect((await submit("after")).status).toBe(202);
+    await sse.waitFor((m) => m.type === "detection_result" && (m.data as Record<string, unknown>).frame_id === "after");
+    expect(Number(sse.events.at(-1)?.id)).toBeGreaterThan(idBefore);
+    sse.close();
+    for (const id of ids) expect((await json(`/stream/sessions/${id}`, { method: "DELETE" })).status).toBe(200);
+  }, 30_000);
+
+  it("keeps the replay list in Redis within STREAMING_REPLAY_WINDOW_BYTES, and deletes it with the session", async () => {
+    const id = String((await createRest()).body.client_id);
+    const sse = new RawSse(`${server.baseUrl}/stream/events/${id}`);
+    await sse.headersReceived;
+    const metadata = { camera: "front", pad: "x".repeat(60_000) };
+    for (let i = 0; i < 10; i++) {
+      await sleep(40); // past the 30 FPS limit
+      const res = await fetch(`${server.baseUrl}/stream/process/${id}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ image_data: Buffer.from(jpeg).toString("base64"), frame_id: `m${i}`, metadata }),
+      });
+      expect(res.status).toBe(202);
+      await sse.waitFor((m) => m.type === "detection_result" && (m.data as Record<string, unknown>).frame_id === `m${i}`);
+    }
+    const redis = new Redis(REDIS_URL);
+    try {
+      const entries = await redis.lrangeBuffer(`${prefix}r:${id}`, 0, -1);
+      const held = entries.reduce((n, e) => n + e.length, 0);
+      console.log(`redis replay list after 10 results of ~60 kB: ${entries.length} entries, ${held} bytes (budget ${REPLAY_BYTES})`);
+      expect(held).toBeLessThanOrEqual(REPLAY_BYTES);
+      expect(entries.length).toBeGreaterThanOrEqual(2);
+      expect(Number(await redis.hget(`${prefix}c:${id}`, "replayBytes"))).toBe(held);
+      expect((await json(`/stream/sessions/${id}`, { method: "DELETE" })).status).toBe(200);
+      await sse.done;
+      expect(await redis.exists(`${prefix}r:${id}`, `${prefix}q:${id}`, `${prefix}c:${id}`, `${prefix}s:${id}`)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  }, 60_000);
 });

@@ -147,6 +147,15 @@ export class MemoryStore implements SessionStore {
     return (this.entries.get(clientId)?.replay ?? []).filter((m) => m.eventId > afterEventId);
   }
 
+  async lostContents(): Promise<boolean> {
+    return false;
+  }
+
+  async restore(): Promise<boolean> {
+    // This process is the store: what it holds cannot vanish under it.
+    return false;
+  }
+
   async reportInstance(report: InstanceReport): Promise<void> {
     this.report = report;
   }

@@ -34,6 +34,29 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
 return 1`,
   },
+  // KEYS: record, index, owner's set, counters, seq; ARGV: lastActivityMs, ttl, clientId, owner, door,
+  // config, configVersion, createdAtMs, last event id, track-id blocks. A live session written back
+  // after Redis lost it: 0 = the record was there (nothing written), 1 = restored.
+  hsRestore: {
+    numberOfKeys: 5,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'door', ARGV[5], 'config', ARGV[6], 'configVersion', ARGV[7],
+  'createdAtMs', ARGV[8], 'lastActivityMs', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + ttl, ARGV[3])
+if ARGV[4] ~= '' then redis.call('SADD', KEYS[3], ARGV[3]) end
+local blocks = tonumber(ARGV[10])
+if blocks > tonumber(redis.call('HGET', KEYS[4], 'trackIdBlocks') or '0') then
+  redis.call('HSET', KEYS[4], 'trackIdBlocks', blocks)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+end
+if tonumber(ARGV[9]) > tonumber(redis.call('GET', KEYS[5]) or '0') then
+  redis.call('SET', KEYS[5], ARGV[9], 'PX', ttl)
+end
+return 1`,
+  },
   // KEYS: record, counters, seq, replay, latency, index; ARGV: now, ttl, received, clientId
   hsTouch: {
     numberOfKeys: 6,

@@ -40,6 +40,7 @@ type ScriptedRedis = Redis & {
   hsCreate(s: string, idx: string, owned: string, ...argv: string[]): Promise<number>;
   hsTouch(s: string, c: string, q: string, r: string, l: string, idx: string, now: string, ttl: string, received: string, id: string): Promise<number>;
   hsSetConfig(s: string, expectedVersion: string, config: string): Promise<number>;
+  hsRestore(s: string, idx: string, owned: string, c: string, q: string, ...argv: string[]): Promise<number>;
   hsPublish(q: string, r: string, c: string, channel: string, payload: Buffer, field: string, ttl: string, window: string, windowBytes: string): Promise<number>;
 };
 
@@ -58,6 +59,12 @@ export class RedisStore implements SessionStore {
   private readonly sub: Redis;
   private readonly listeners = new Map<string, Set<EventListener>>();
   readonly instanceId = randomBytes(6).toString("hex");
+  /**
+   * The store's epoch as this instance last read it: a random value written once under the prefix
+   * (no TTL), so only a Redis that lost its data (restart without persistence, FLUSHALL, the prefix
+   * deleted) is without it. Sessions deleted one by one never touch it.
+   */
+  private epoch: string | undefined;
 
   constructor(private readonly opts: RedisStoreOptions) {
     const common = {
@@ -269,6 +276,44 @@ export class RedisStore implements SessionStore {
   async replay(clientId: string, afterEventId: bigint): Promise<WatchSessionResponse[]> {
     const entries = await this.run(() => this.cmd.lrangeBuffer(this.keys(clientId).r, 0, -1));
     return entries.map(decodeEntry).filter((m): m is WatchSessionResponse => m !== undefined && m.eventId > afterEventId);
+  }
+
+  async lostContents(): Promise<boolean> {
+    const key = this.key("epoch");
+    let current = await this.run(() => this.cmd.get(key));
+    if (current !== null && current === this.epoch) return false;
+    if (current === null) {
+      // NX: when several instances notice at once, they all adopt the first one's new epoch.
+      await this.run(() => this.cmd.set(key, randomBytes(8).toString("hex"), "NX"));
+      current = await this.run(() => this.cmd.get(key));
+    }
+    const first = this.epoch === undefined;
+    this.epoch = current ?? undefined;
+    return !first;
+  }
+
+  async restore(r: SessionRecord, used: { lastEventId: bigint; trackIdBlocks: number }): Promise<boolean> {
+    const k = this.keys(r.clientId);
+    const restored = await this.run(() =>
+      this.cmd.hsRestore(
+        k.s,
+        k.idx,
+        this.key("o", r.owner),
+        k.c,
+        k.q,
+        String(r.lastActivityMs),
+        String(this.opts.sessionTtlMs),
+        r.clientId,
+        r.owner,
+        String(r.door),
+        JSON.stringify(r.config),
+        String(r.configVersion),
+        String(r.createdAtMs),
+        String(used.lastEventId),
+        String(used.trackIdBlocks),
+      ),
+    );
+    return restored === 1;
   }
 
   async reportInstance(report: InstanceReport): Promise<void> {

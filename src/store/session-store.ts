@@ -108,6 +108,19 @@ export interface SessionStore {
   /** Recent events after `afterEventId`, oldest first, from the bounded replay window. */
   replay(clientId: string, afterEventId: bigint): Promise<WatchSessionResponse[]>;
 
+  /**
+   * Whether the store lost its contents since the previous call (a Redis restarted without
+   * persistence, or emptied): true once per loss, so the caller writes its live sessions back
+   * (restore). The first call only learns the store's state. Never true for the in-memory store.
+   */
+  lostContents(): Promise<boolean>;
+  /**
+   * Writes a live session back after a loss: its record, its place in the index and its owner's set
+   * (so quotas and stats count it again), without a quota check, and the session's event counter and
+   * track-id blocks no lower than this instance has used. False when the record was there.
+   */
+  restore(record: SessionRecord, used: { lastEventId: bigint; trackIdBlocks: number }): Promise<boolean>;
+
   reportInstance(report: InstanceReport): Promise<void>;
   /** Reports of every live instance (this one included). */
   instances(): Promise<InstanceReport[]>;

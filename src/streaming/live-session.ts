@@ -181,6 +181,11 @@ export class LiveSession {
     if (e.case === "ended") this.endLocal();
   }
 
+  /** The highest event id of the session this instance has seen (published or delivered). */
+  get lastEventId(): bigint {
+    return this.lastPublishedId > this.lastDeliveredId ? this.lastPublishedId : this.lastDeliveredId;
+  }
+
   /** The store numbered an event this instance published (it comes back through the bus). */
   published(eventId: bigint): void {
     if (eventId > this.lastPublishedId) this.lastPublishedId = eventId;

@@ -287,11 +287,48 @@ export class SessionManager {
   /** Expiry sweep and instance heartbeat. */
   start(intervalMs = 1000): void {
     const sweep = setInterval(() => void this.expireIdle().catch(() => undefined), intervalMs);
-    const beat = setInterval(() => void this.report().catch(() => undefined), 2000);
+    const beat = setInterval(() => {
+      void this.report().catch(() => undefined);
+      void this.reconcile().catch((err: unknown) => {
+        this.opts.logger.warn({ err: (err as Error).message }, "sessions not re-registered with the store; retrying");
+      });
+    }, 2000);
     const loadTick = setInterval(() => this.adjustToLoad(), 1000);
     this.timers = [sweep, beat, loadTick];
     for (const t of this.timers) t.unref();
     void this.report().catch(() => undefined);
+    void this.reconcile().catch(() => undefined);
+  }
+
+  /** Set while a loss of the store was noticed but not every session could be written back yet. */
+  private restorePending = false;
+
+  /**
+   * Writes this instance's live sessions back when the store lost them (a Redis restarted without
+   * persistence, or emptied): they would otherwise go on here while the store's stats, quotas and
+   * other instances knew nothing of them. Records, event numbering and track-id blocks come back;
+   * frame counters start over. Runs with the heartbeat; returns how many sessions it restored.
+   */
+  async reconcile(): Promise<number> {
+    if (!(await this.opts.store.lostContents()) && !this.restorePending) return 0;
+    this.restorePending = true;
+    let restored = 0;
+    for (const r of [...this.runtimes.values()]) {
+      if (r.ended) continue;
+      const record: SessionRecord = {
+        clientId: r.clientId,
+        owner: r.owner,
+        door: r.door,
+        config: r.config,
+        configVersion: r.configVersion,
+        createdAtMs: r.createdAtMs,
+        lastActivityMs: r.lastActivityMs,
+      };
+      if (await this.opts.store.restore(record, { lastEventId: r.lastEventId, trackIdBlocks: r.tracking.reservedBlocks })) restored++;
+    }
+    this.restorePending = false;
+    this.opts.logger.warn({ restored }, "the session store lost its contents (Redis restarted without persistence?); this instance's sessions are registered again");
+    return restored;
   }
 
   /**

@@ -29,6 +29,11 @@ export class SessionTracking {
   /** Ids at hand, [next, end); until a block is reserved, the first block is assumed. */
   private ids = { next: 1, end: 1 + TRACK_ID_BLOCK, reserved: false };
 
+  /** Blocks of the session's track ids used up to this instance's current one (0 before the first). */
+  get reservedBlocks(): number {
+    return this.ids.reserved ? Math.floor((this.ids.end - 2) / TRACK_ID_BLOCK) + 1 : 0;
+  }
+
   /** Makes sure `needed` ids are at hand, reserving the session's next block when they are not. */
   async reserveIds(needed: number, reserve: () => Promise<number>): Promise<void> {
     if (this.ids.reserved && this.ids.end - this.ids.next >= needed) return;
