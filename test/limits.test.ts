@@ -396,6 +396,41 @@ describe("idle and slow connections are closed", () => {
     await goodFrame(server.baseUrl, undefined, jpeg);
   });
 
+  it("an HTTP/2 connection nghttp2 gave up on without telling Node is closed, even with a stream open", async () => {
+    // nghttp2 counts resets of streams that are already closed, which Node never shows: past its
+    // limit it sends GOAWAY(INTERNAL_ERROR) and goes silent. A stream left open keeps the idle
+    // GOAWAY away; the unanswered PING closes the connection instead.
+    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(id, 5);
+      return Buffer.concat([head, payload]);
+    };
+    // HPACK literals without indexing, name from the static table.
+    const literal = (index: number, value: string) => Buffer.concat([Buffer.from([index, value.length]), Buffer.from(value)]);
+    // content-type is static-table entry 31: 0x0f 0x10 is its 4-bit-prefix index (15 + 16).
+    const post = Buffer.concat([Buffer.from([0x83, 0x86]), literal(0x04, DETECT), literal(0x01, "localhost"), Buffer.from([0x0f, 0x10, 16]), Buffer.from("application/grpc")]);
+    const get = Buffer.concat([Buffer.from([0x82, 0x86, 0x84]), literal(0x01, "localhost")]);
+    const h2Open = async () => (await scrape(server.baseUrl)).get("hazard_connections_open", { protocol: "h2" });
+    const baseline = await h2Open();
+
+    let received = Buffer.alloc(0);
+    const socket = net.connect(server.address.port, "127.0.0.1");
+    socket.on("data", (d: Buffer) => (received = Buffer.concat([received, d])));
+    socket.on("error", () => undefined);
+    await new Promise((r) => socket.once("connect", r));
+    // Stream 1: a Detect whose body never comes (stays open); stream 3: a GET that completes.
+    socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x4, 1, post), frame(1, 0x5, 3, get)]));
+    await eventually(async () => expect(await h2Open()).toBe(baseline + 1));
+    const resetClosed = frame(3, 0, 3, Buffer.from([0, 0, 0, 8]));
+    for (let i = 0; i < 1500; i++) socket.write(resetClosed);
+    // Idle check (1 s here) plus the 20 s PING deadline, with room for a loaded machine.
+    await eventually(async () => expect(await h2Open()).toBe(baseline), 60_000);
+    socket.destroy();
+  }, 90_000);
+
   it("an HTTP/2 connection with an open stream is not idle, however quiet", async () => {
     const a = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
     const id = (await a.createSession({})).session?.clientId ?? "";
