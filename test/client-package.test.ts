@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,17 +9,18 @@ import { sceneJpeg } from "./support/images.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 /**
- * The web client as another app gets it: `npm pack` (which builds dist-client/), the tarball unpacked
- * into an app's node_modules, then imported by package name from Node ESM, type-checked and bundled
- * for a browser as the README shows.
+ * The web client as another app gets it: `npm pack` in packages/client (its prepack builds dist/ from
+ * src/client and gen/), the tarball installed into a fresh app with `npm install`, then imported by
+ * package name from Node ESM, type-checked and bundled for a browser as the README shows.
  */
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const PACKAGE = join(ROOT, "packages/client");
 const BIN = join(ROOT, "node_modules/.bin");
-/** What the client imports at run time. */
+/** What the client imports at run time: all the package may depend on. */
 const CLIENT_DEPS = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-web"];
 
-describe("the web client package (npm pack)", () => {
+describe("the web client package (packages/client, npm pack + npm install)", () => {
   let server: TestServer;
   let dir: string;
   let app: string;
@@ -28,31 +29,43 @@ describe("the web client package (npm pack)", () => {
   beforeAll(async () => {
     server = await startServer();
     dir = await mkdtemp(join(tmpdir(), "hazard-pack-"));
-    const { stdout } = await run("npm", ["pack", "--pack-destination", dir], { cwd: ROOT, timeout: 180_000 });
+    const { stdout } = await run("npm", ["pack", "--pack-destination", dir], { cwd: PACKAGE, timeout: 180_000 });
     const tarball = join(dir, stdout.trim().split("\n").at(-1) ?? "");
     entries = (await run("tar", ["tzf", tarball])).stdout.trim().split("\n");
-    // Installed by hand rather than `npm install <tarball>`: that would also fetch the service's own
-    // dependencies (ONNX Runtime alone is ~290 MB) where the client needs only CLIENT_DEPS.
     app = join(dir, "app");
-    await mkdir(join(app, "node_modules/@bufbuild"), { recursive: true });
-    await mkdir(join(app, "node_modules/@connectrpc"), { recursive: true });
-    await run("tar", ["xzf", tarball, "-C", dir]);
-    await rename(join(dir, "package"), join(app, "node_modules/hazard-stream"));
-    for (const dep of CLIENT_DEPS) await symlink(join(ROOT, "node_modules", dep), join(app, "node_modules", dep), "dir");
+    await mkdir(app);
     await writeFile(join(app, "package.json"), JSON.stringify({ name: "my-app", private: true, type: "module" }));
-  }, 240_000);
+    // --prefer-offline: the dependencies are in npm's cache after `npm ci` of this repository; the
+    // registry is asked only for what the cache lacks.
+    await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], { cwd: app, timeout: 180_000 });
+  }, 360_000);
   afterAll(async () => {
     await server.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   it("holds the compiled client and generated API with their types, and nothing of the service", () => {
-    for (const file of ["dist-client/src/client/index.js", "dist-client/src/client/index.d.ts", "dist-client/gen/hazard/stream/v1/types_pb.js", "dist-client/gen/hazard/stream/v1/types_pb.d.ts"]) {
+    for (const file of ["dist/src/client/index.js", "dist/src/client/index.d.ts", "dist/gen/hazard/stream/v1/types_pb.js", "dist/gen/hazard/stream/v1/types_pb.d.ts"]) {
       expect(entries).toContain(`package/${file}`);
     }
-    expect(entries.filter((e) => !e.startsWith("package/dist-client/"))).toEqual(expect.arrayContaining(["package/package.json"]));
+    expect(entries).toContain("package/package.json");
     expect(entries.filter((e) => /^package\/(src|gen|models|test|proto)\//.test(e))).toEqual([]);
+    // Of src/, only the client and the JSON message types it shares with the server.
+    expect(entries.filter((e) => e.startsWith("package/dist/src/") && !/^package\/dist\/src\/(client\/|http\/json-(messages|resources)\.)/.test(e))).toEqual([]);
     expect(entries.filter((e) => e.endsWith(".ts") && !e.endsWith(".d.ts"))).toEqual([]);
+  });
+
+  it("installs with only the client's own dependencies, in the service's version ranges", async () => {
+    const installed: string[] = [];
+    for (const name of await readdir(join(app, "node_modules"))) {
+      if (name.startsWith(".")) continue;
+      if (!name.startsWith("@")) installed.push(name);
+      else for (const sub of await readdir(join(app, "node_modules", name))) installed.push(`${name}/${sub}`);
+    }
+    expect(installed.sort()).toEqual(["@hazard-stream/client", ...CLIENT_DEPS].sort());
+    const pkg = JSON.parse(await readFile(join(PACKAGE, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const root = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    expect(pkg.dependencies).toEqual(Object.fromEntries(CLIENT_DEPS.map((d) => [d, root.dependencies[d]])));
   });
 
   it("imports by package name from Node ESM and detects hazards through a real server", async () => {
@@ -60,8 +73,8 @@ describe("the web client package (npm pack)", () => {
     await writeFile(
       join(app, "detect.mjs"),
       `import { readFile } from "node:fs/promises";
-import { HazardStreamClient, errorCodeName, errorCodeOf } from "hazard-stream/client";
-import { DetectionService } from "hazard-stream/gen/hazard/stream/v1/detection_service_pb.js";
+import { HazardStreamClient, errorCodeName, errorCodeOf } from "@hazard-stream/client";
+import { DetectionService } from "@hazard-stream/client/gen/hazard/stream/v1/detection_service_pb.js";
 const [baseUrl, photo] = process.argv.slice(2);
 const rpc = new HazardStreamClient({ baseUrl, protocol: "connect" });
 const result = await rpc.detect({ image: await readFile(photo), frameId: "pkg" });
@@ -99,9 +112,11 @@ console.log(JSON.stringify({ service: DetectionService.typeName, frameId: result
     await run(join(BIN, "tsc"), ["-p", "tsconfig.json"], { cwd: app, timeout: 120_000 });
     await run(join(BIN, "esbuild"), ["main.ts", "--bundle", "--format=esm", "--platform=browser", "--outfile=public/main.js"], { cwd: app });
     const bundle = await readFile(join(app, "public/main.js"), "utf8");
-    // Resolved through the package's exports (esbuild names each bundled module in a comment).
-    expect(bundle).toContain("node_modules/hazard-stream/dist-client/src/client/hazard-client.js");
-    expect(bundle).toContain("node_modules/hazard-stream/dist-client/gen/hazard/stream/v1/types_pb.js");
+    // Resolved through the package's exports, and its dependencies from the app's own node_modules
+    // (esbuild names each bundled module in a comment).
+    expect(bundle).toContain("node_modules/@hazard-stream/client/dist/src/client/hazard-client.js");
+    expect(bundle).toContain("node_modules/@hazard-stream/client/dist/gen/hazard/stream/v1/types_pb.js");
+    expect(bundle).toContain("node_modules/@connectrpc/connect-web/");
     expect(bundle).not.toMatch(/from\s*"node:/);
   }, 180_000);
 });
