@@ -66,6 +66,10 @@ export class LiveSession {
   /** Tracker state lives where the session's frames are processed. */
   readonly tracking = new SessionTracking();
   ended = false;
+  /** Set once the session is ending: no frame is queued any more (see closeQueue). */
+  private closing = false;
+  /** Frames of this session being processed (see track). */
+  private readonly running = new Set<Promise<void>>();
   /**
    * Ended here only, because this instance shut down: the session lives on in the shared store and
    * its clients may resume it on another instance.
@@ -139,6 +143,10 @@ export class LiveSession {
     this.lastActivityMs = nowMs;
     this.offered++;
     if (frame.frameId === "") frame.frameId = `${this.clientId.slice(0, 8)}-${++this.frameSeq}`;
+    if (this.closing) {
+      this.drop(frame.frameId, DropReason.SESSION_CLOSED);
+      return { frameId: frame.frameId, accepted: false, dropReason: DropReason.SESSION_CLOSED, queueDepth: 0 };
+    }
     if (!this.limiter.tryAcquire(nowMs)) {
       this.drop(frame.frameId, DropReason.FPS_LIMIT);
       return { frameId: frame.frameId, accepted: false, dropReason: DropReason.FPS_LIMIT, queueDepth: this.queue.length };
@@ -169,6 +177,26 @@ export class LiveSession {
 
   private drop(frameId: string, reason: DropReason): void {
     this.hooks.publish(this, { case: "dropped", value: create(FrameDroppedSchema, { frameId, reason }) });
+  }
+
+  /**
+   * The session is ending: the frames still waiting are reported dropped (SESSION_CLOSED) now, so
+   * their drops are published before the session's `ended`, and later frames are refused the same way.
+   */
+  closeQueue(): void {
+    this.closing = true;
+    for (const f of this.queue.splice(0)) this.drop(f.frame.frameId, DropReason.SESSION_CLOSED);
+  }
+
+  /** Counts a frame of this session being processed until `work` settles (see settled). */
+  track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+
+  /** Resolves once the frames of this session being processed have published their outcome. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.running]);
   }
 
   /** An event of this session arrived from the bus: keep the config in step, fan out locally. */

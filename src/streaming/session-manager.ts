@@ -237,6 +237,10 @@ export class SessionManager {
   /** Ends a session everywhere; false when it did not exist. */
   async end(clientId: string, reason: EndReason): Promise<boolean> {
     const runtime = this.runtimes.get(clientId);
+    // Every frame the session accepted is answered before its end: the waiting ones are dropped
+    // (SESSION_CLOSED) and the ones being processed publish their results first.
+    runtime?.closeQueue();
+    await runtime?.settled();
     // Open tracks end with the session: one hazard event each, delivered before the end.
     for (const hazard of runtime?.tracking.flush() ?? []) this.publish(clientId, { case: "hazard", value: toHazardEvent(hazard) });
     const event: SessionEvent = { case: "ended", value: create(SessionEndedSchema, { reason }) };
@@ -492,7 +496,11 @@ export class SessionManager {
     this.load.frameStarted(this.now());
     try {
       if ("run" in item) await item.run();
-      else if (source instanceof LiveSession) await this.process(source, item);
+      else if (source instanceof LiveSession) {
+        const work = this.process(source, item);
+        source.track(work);
+        await work;
+      }
     } finally {
       this.load.frameFinished(this.now());
     }
