@@ -41,11 +41,13 @@ export interface ProbedServer {
 const MEMORY_LINE = '{"bench_memory"';
 
 export async function startProbedServer(env: Record<string, string>): Promise<ProbedServer> {
+  // node itself, not `npm start`: the probes read this pid's /proc (npm's own process would be measured
+  // instead, and NODE_OPTIONS would load the probe into npm too).
   const proc = startServerProcess({
     ...env,
-    // --expose-gc and the probe through NODE_OPTIONS: server-process.ts starts `node --import tsx`.
+    // --expose-gc and the probe through NODE_OPTIONS.
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --expose-gc --import ./bench/memory-probe.mjs`.trim(),
-  });
+  }, "node");
   const port = await proc.port;
   const pid = proc.child.pid ?? -1;
   return {
