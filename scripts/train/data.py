@@ -75,15 +75,25 @@ class AugConfig:
     blur_max_kernel: int = 5
     min_box_px: float = 3.0
     min_area_kept: float = 0.25
+    # camera robustness (multi-source runs); the defaults keep the single-source behaviour
+    scale_min: float | None = None   # log-uniform zoom range around the letterbox scale, replaces `scale`
+    scale_max: float | None = None
+    perspective: float = 0.0         # probability of an oblique (dashcam-like) tilt: far side narrower
+    perspective_max: float = 0.0     # strongest tilt k: top rows scale by 1/(1+k), bottom rows by 1/(1-k)
+    crop_anywhere: bool = False      # a canvas smaller than the image views any part of it, not only the middle
+    jpeg: float = 0.0                # probability of re-encoding as JPEG
+    jpeg_quality: tuple = (30, 90)
 
 
 class Dataset:
     def __init__(self, root: str, split_file: str, size_hw: tuple[int, int], cache_scale: float | None = None,
-                 ref_hw: tuple[int, int] | None = None):
+                 ref_hw: tuple[int, int] | None = None, limit: int | None = None):
         """size_hw: the training canvas (and val letterbox size). ref_hw: the size whose letterbox scale
         training zooms around; larger than size_hw means training on crops at the inference scale of a
         bigger input, so a cheap canvas still sees small potholes at full detail."""
         self.pairs = read_split(root, split_file)
+        if limit and len(self.pairs) > limit:  # an evenly spaced subset (quick in-training validation)
+            self.pairs = self.pairs[::-(-len(self.pairs) // limit)]
         self.h, self.w = size_hw
         self.ref_h, self.ref_w = ref_hw or size_hw
         self.weights: np.ndarray | None = None
@@ -180,15 +190,42 @@ class Dataset:
         return canvas, np.concatenate(labs, 0)
 
     def _affine(self, img, lab, base, centre, rng, aug: AugConfig):
-        s = base * rng.uniform(1 - aug.scale, 1 + aug.scale)
-        tx = self.w / 2 + rng.uniform(-aug.translate, aug.translate) * self.w
-        ty = self.h / 2 + rng.uniform(-aug.translate, aug.translate) * self.h
-        M = np.array([[s, 0, tx - s * centre[0]], [0, s, ty - s * centre[1]]], np.float32)
-        out = cv2.warpAffine(img, M, (self.w, self.h), flags=cv2.INTER_LINEAR, borderValue=(PAD, PAD, PAD))
+        if aug.scale_min is not None:
+            s = base * float(np.exp(rng.uniform(np.log(aug.scale_min), np.log(aug.scale_max))))
+        else:
+            s = base * rng.uniform(1 - aug.scale, 1 + aug.scale)
+        if aug.crop_anywhere:
+            # the canvas may be a crop of the scaled image: let it land on any part of it
+            span_x = max(0.0, (img.shape[1] * s - self.w) / 2) + aug.translate * self.w
+            span_y = max(0.0, (img.shape[0] * s - self.h) / 2) + aug.translate * self.h
+            tx = self.w / 2 + rng.uniform(-1, 1) * span_x
+            ty = self.h / 2 + rng.uniform(-1, 1) * span_y
+        else:
+            tx = self.w / 2 + rng.uniform(-aug.translate, aug.translate) * self.w
+            ty = self.h / 2 + rng.uniform(-aug.translate, aug.translate) * self.h
+        M = np.array([[s, 0, tx - s * centre[0]], [0, s, ty - s * centre[1]], [0, 0, 1]], np.float64)
+        if aug.perspective and rng.random() < aug.perspective:
+            # Tilt about the canvas centre: rows above it recede (narrower, compressed), rows below come
+            # closer, as a top-down survey view seen from a low forward-looking camera.
+            k = rng.uniform(0.0, aug.perspective_max)
+            C = np.array([[1, 0, -self.w / 2], [0, 1, -self.h / 2], [0, 0, 1]], np.float64)
+            P = np.array([[1, 0, 0], [0, 1, 0], [0, -k / (self.h / 2), 1]], np.float64)
+            M = np.linalg.inv(C) @ P @ C @ M
+        if M[2, 0] == 0 and M[2, 1] == 0:
+            out = cv2.warpAffine(img, M[:2].astype(np.float32), (self.w, self.h), flags=cv2.INTER_LINEAR,
+                                 borderValue=(PAD, PAD, PAD))
+        else:
+            out = cv2.warpPerspective(img, M, (self.w, self.h), flags=cv2.INTER_LINEAR, borderValue=(PAD, PAD, PAD))
         if len(lab):
             lab = lab.copy()
-            lab[:, [1, 3]] = lab[:, [1, 3]] * s + M[0, 2]
-            lab[:, [2, 4]] = lab[:, [2, 4]] * s + M[1, 2]
+            # the four corners of each box through the warp; their bounding box is the new box
+            x1, y1, x2, y2 = lab[:, 1], lab[:, 2], lab[:, 3], lab[:, 4]
+            pts = np.stack([np.stack((x1, y1), 1), np.stack((x2, y1), 1), np.stack((x1, y2), 1),
+                            np.stack((x2, y2), 1)], 1).astype(np.float64)  # [n,4,2]
+            ph = pts @ M[:, :2].T + M[:, 2]
+            xy = ph[..., :2] / ph[..., 2:3]
+            lab[:, 1], lab[:, 2] = xy[..., 0].min(1), xy[..., 1].min(1)
+            lab[:, 3], lab[:, 4] = xy[..., 0].max(1), xy[..., 1].max(1)
             lab = _clip_filter(lab, 0, 0, self.w, self.h, aug.min_box_px, aug.min_area_kept)
         return out, lab
 
@@ -211,6 +248,12 @@ class Dataset:
                 kernel = np.zeros((k, k), np.float32)
                 kernel[k // 2, :] = 1.0 / k
                 img = cv2.filter2D(img, -1, kernel)
+        if aug.jpeg and rng.random() < aug.jpeg:
+            # phone and dashcam streams arrive as JPEG at every quality: blocking and ringing are normal input
+            q = int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1))
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+            if ok:
+                img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         return img
 
 
@@ -235,20 +278,73 @@ def _clip_filter(lab, x1, y1, x2, y2, min_px, min_area_kept):
     return lab[keep]
 
 
+class MultiSource:
+    """Several YOLO sources (cameras) behind one training stream. Each epoch draws a fixed share of its
+    samples from every source whatever the source's size (domain balance); inside a source, repeat-factor
+    weights (if any) favour images holding a rare class. A source may not label some classes: `cls_mask`
+    (1 = labelled) travels with each sample so the loss ignores those classes' scores on its images
+    (mosaic draws its other three tiles from the same source, so the mask stays true)."""
+
+    def __init__(self, sources: list[dict], size_hw, ref_hw, names: list[str], epoch_size: int | None = None):
+        self.names = [src["name"] for src in sources]
+        self.parts: list[Dataset] = []
+        self.masks: list[np.ndarray] = []
+        shares = []
+        for src in sources:
+            ds = Dataset(src["root"], src.get("train", "train.txt"), size_hw, ref_hw=ref_hw)
+            if src.get("repeat_thresh"):
+                ds.weights = repeat_factor_weights(ds.labels, len(names), src["repeat_thresh"])
+            mask = np.ones(len(names), np.float32)
+            for c in src.get("unlabelled_classes", []):
+                mask[names.index(c)] = 0.0
+            self.parts.append(ds)
+            self.masks.append(mask)
+            shares.append(float(src.get("share", 1.0)))
+        self.shares = np.array(shares) / sum(shares)
+        self.epoch_size = epoch_size or sum(len(p) for p in self.parts)
+
+    def __len__(self):
+        return self.epoch_size
+
+    def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        """[epoch_size, 2] rows of (source, image), shuffled across sources."""
+        counts = np.floor(self.shares * self.epoch_size).astype(int)
+        counts[: self.epoch_size - counts.sum()] += 1
+        rows = []
+        for s, (ds, n) in enumerate(zip(self.parts, counts)):
+            if ds.weights is not None:
+                idx = rng.choice(len(ds), n, replace=True, p=ds.weights)
+            else:  # whole passes over the source, then a partial one
+                idx = np.concatenate([rng.permutation(len(ds)) for _ in range(-(-n // len(ds)))])[:n]
+            rows.append(np.stack((np.full(n, s), idx), 1))
+        order = np.concatenate(rows)
+        return order[rng.permutation(len(order))]
+
+    def train_item(self, row, rng: np.random.Generator, aug: AugConfig):
+        s, i = int(row[0]), int(row[1])
+        img, lab = self.parts[s].train_item(i, rng, aug)
+        return img, lab, self.masks[s]
+
+
 def collate(items):
-    """uint8 HWC images + per-image labels -> float [B,3,H,W] in 0..1 and padded [B,M,5] + mask."""
-    imgs = torch.from_numpy(np.stack([im for im, _ in items])).permute(0, 3, 1, 2).float().div_(255)
-    m = max(1, max(len(l) for _, l in items))
+    """uint8 HWC images + per-image labels (+ optional per-image class mask) -> float [B,3,H,W] in 0..1,
+    padded [B,M,5] + mask, and [B,nc] class-loss mask (None when no item carries one)."""
+    imgs = torch.from_numpy(np.stack([it[0] for it in items])).permute(0, 3, 1, 2).float().div_(255)
+    m = max(1, max(len(it[1]) for it in items))
     gt = torch.zeros(len(items), m, 5)
     mask = torch.zeros(len(items), m, dtype=torch.bool)
-    for b, (_, l) in enumerate(items):
+    for b, it in enumerate(items):
+        l = it[1]
         if len(l):
             gt[b, :len(l)] = torch.from_numpy(l)
             mask[b, :len(l)] = True
-    return imgs, gt, mask
+    cls_mask = torch.from_numpy(np.stack([it[2] for it in items])) if len(items[0]) > 2 else None
+    return imgs, gt, mask, cls_mask
 
 
-def epoch_order(ds: Dataset, rng: np.random.Generator) -> np.ndarray:
+def epoch_order(ds, rng: np.random.Generator) -> np.ndarray:
+    if hasattr(ds, "epoch_order"):
+        return ds.epoch_order(rng)
     if ds.weights is None:
         return rng.permutation(len(ds))
     # repeat-factor sampling: same epoch length, rare-class images drawn more often
@@ -267,13 +363,16 @@ class EpochItems(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int):
         rng = np.random.default_rng([self.seed, self.epoch, k])
-        return self.ds.train_item(int(self.order[k]), rng, self.aug)
+        row = self.order[k]
+        return self.ds.train_item(row if np.ndim(row) else int(row), rng, self.aug)
 
 
-def batches(ds: Dataset, batch_size: int, seed: int, epoch: int, aug: AugConfig, workers: int = 0):
+def batches(ds, batch_size: int, seed: int, epoch: int, aug: AugConfig, workers: int = 0):
     rng = np.random.default_rng([seed, epoch])
     items = EpochItems(ds, epoch_order(ds, rng), seed, epoch, aug)
     # drop the ragged last batch: BN statistics of 2 images are noise
+    # prefetch_factor only with workers (torch 1.13 rejects even None without them)
+    extra = {"prefetch_factor": 4} if workers else {}
     return torch.utils.data.DataLoader(items, batch_size=batch_size, shuffle=False, drop_last=True,
                                        num_workers=workers, collate_fn=collate, pin_memory=workers > 0,
-                                       persistent_workers=False, prefetch_factor=4 if workers else None)
+                                       persistent_workers=False, **extra)

@@ -24,6 +24,40 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# Attribution of every training source a multi-source config may name (by the root's folder name); the
+# texts follow each source's SOURCE.txt. The weights take the strictest terms: CC BY-SA 4.0 (RDD2022).
+ATTRIBUTION = {
+    "road-damage-br": ("'Cracks and Potholes in Road Images', Passos et al. 2020, Mendeley Data V4, "
+                       "doi:10.17632/t576ydh9v8.4, MIT License (c) 2020 Bianka Passos; images by DNIT (Brazil)"),
+    "rdd2022-china-motorbike": ("RDD2022 China_MotorBike: Arya, Maeda, Ghosh, Toshniwal, Sekimoto (2022), RDD2022: A "
+                                "multi-national image dataset for automatic Road Damage Detection, arXiv:2209.08538, "
+                                "doi:10.6084/m9.figshare.21431547.v1, CC BY-SA 4.0"),
+    "chitholian-potholes": ("Contains information from 'Annotated Potholes Image Dataset' (Atikur Rahman Chitholian, "
+                            "Kaggle 2020, doi:10.34740/kaggle/dsv/973710), which is made available under the Open "
+                            "Database License (ODbL) v1.0; these weights are a Produced Work of that database. Its "
+                            "photos were collected from the web and may carry third-party rights"),
+}
+
+
+def multi_source_meta(cfg, metrics, epoch, n_params, w, h, canvas_note, base):
+    srcs = cfg["data"]["sources"]
+    keys = [os.path.basename(os.path.normpath(s["root"])) for s in srcs]
+    missing = [k for k in keys if k not in ATTRIBUTION]
+    if missing:
+        raise SystemExit(f"no attribution text for source(s) {missing}: add it to ATTRIBUTION first")
+    origin = f"fine-tuned from v{base}" if base else "trained"
+    return {
+        "description": (f"hazard-stream road-hazard detector ({n_params} params, anchor-free, {origin} for {w}x{h} "
+                        f"input{canvas_note} on {len(srcs)} camera sources); classes crack, pothole"),
+        "license": ("CC BY-SA 4.0 (share-alike, the strictest of its training sources' terms), hazard-stream. "
+                    "Attribution: " + " | ".join(ATTRIBUTION[k] for k in keys)),
+        "data": ("; ".join(f"{s['name']}: {k} {s.get('train', 'train.txt')} (share {s.get('share', 1.0)}"
+                           f"{', no ' + '/'.join(s['unlabelled_classes']) + ' loss' if s.get('unlabelled_classes') else ''})"
+                           for s, k in zip(srcs, keys))
+                 + f"; epoch {epoch}; validation: npm run eval per source (models/README.md)"),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="scripts/train/runs/road-hazard-yolo/weights/best.pt")
@@ -31,6 +65,7 @@ def main():
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--base", help="the model these weights were fine-tuned from (e.g. 2.0.0), for the description")
     args = ap.parse_args()
 
     import cv2
@@ -65,7 +100,8 @@ def main():
     metrics = ck.get("metrics", {})
     ch, cw = cfg.get("train_canvas") or (h, w)
     canvas_note = f" on {cw}x{ch} crops at that scale" if (ch, cw) != (h, w) else ""
-    data_root = cfg["data"]["root"]
+    sources = cfg["data"].get("sources")
+    data_root = sources[0]["root"] if sources else cfg["data"]["root"]
     meta = {
         "description": (f"hazard-stream road-hazard detector ({n_params} params, anchor-free, trained from "
                         f"scratch for {w}x{h} input{canvas_note}); classes crack, pothole"),
@@ -79,6 +115,7 @@ def main():
                  f"id-sorted list, offset 5); val AP50 crack {metrics.get('crack_ap50')}, "
                  f"pothole {metrics.get('pothole_ap50')} (epoch {ck.get('epoch')})"),
         "stride": "32",
+        **(multi_source_meta(cfg, metrics, ck.get("epoch"), n_params, w, h, canvas_note, args.base) if sources else {}),
         "task": "detect",
         "batch": "1",
         "imgsz": f"[{h}, {w}]",
@@ -97,7 +134,7 @@ def main():
         return
 
     # one val image, letterboxed exactly like the service, through PyTorch (unfused) and ORT
-    img_path, _ = read_split(os.path.join(data_root), cfg["data"]["val"])[0]
+    img_path, _ = read_split(os.path.join(data_root), sources[0].get("val", "val.txt") if sources else cfg["data"]["val"])[0]
     img = cv2.cvtColor(cv2.imread(img_path), cv2.COLOR_BGR2RGB)
     lb, _, _, _ = letterbox(img, w, h)
     x = torch.from_numpy(lb).permute(2, 0, 1)[None].float().div(255).contiguous()

@@ -79,14 +79,19 @@ class DetectionLoss:
         self.box_gain, self.cls_gain = box_gain, cls_gain
         self.topk, self.alpha, self.beta = topk, alpha, beta
 
-    def __call__(self, outs, gt, mask):
+    def __call__(self, outs, gt, mask, cls_mask=None):
+        """cls_mask [B,nc]: 0 where an image's source does not label the class; its scores get no loss
+        there (neither as background nor as target), the other classes train as usual."""
         points, strides = make_anchors([b for b, _ in outs], self.strides)
         box_raw, cls_logits = flatten_outputs(outs)
         pred_boxes = decode_ltrb(box_raw, points, strides)
         tgt_box, tgt_scores, fg = task_aligned_assign(
             cls_logits.detach().sigmoid(), pred_boxes.detach(), points, gt, mask, self.topk, self.alpha, self.beta)
         tss = tgt_scores.sum().clamp(min=1.0)
-        loss_cls = F.binary_cross_entropy_with_logits(cls_logits, tgt_scores, reduction="sum") / tss
+        bce = F.binary_cross_entropy_with_logits(cls_logits, tgt_scores, reduction="none")
+        if cls_mask is not None:
+            bce = bce * cls_mask[:, None, :]
+        loss_cls = bce.sum() / tss
         if fg.any():
             w = tgt_scores.sum(-1)[fg]
             loss_box = ((1.0 - ciou(pred_boxes[fg], tgt_box[fg])) * w).sum() / tss

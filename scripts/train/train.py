@@ -36,10 +36,12 @@ def main():
     ap.add_argument("--max-batches", type=int, help="smoke test: stop each epoch after this many batches")
     ap.add_argument("--name", help="override run name")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--data-root", help="override data.root (e.g. a packed copy, see pack-data.mjs)")
+    ap.add_argument("--data-root", help="override data.root (e.g. a packed copy, see pack-data.mjs); with "
+                    "data.sources: the folder holding each source's folder")
     ap.add_argument("--device", help="override device: auto, cpu, cuda")
     ap.add_argument("--workers", type=int, help="override data-loader worker processes")
     ap.add_argument("--time-budget-min", type=float, help="fit the run into this many minutes of wall time")
+    ap.add_argument("--init", help="start from these weights (a checkpoint's `ema`, e.g. from import_onnx.py)")
     args = ap.parse_args()
     cfg = yaml.safe_load(open(args.config))
     if args.epochs:
@@ -47,7 +49,13 @@ def main():
     if args.name:
         cfg["name"] = args.name
     if args.data_root:
-        cfg["data"]["root"] = args.data_root
+        if cfg["data"].get("sources"):  # a folder holding every source under its own folder name (packed)
+            for src in cfg["data"]["sources"]:
+                src["root"] = os.path.join(args.data_root, os.path.basename(os.path.normpath(src["root"])))
+        else:
+            cfg["data"]["root"] = args.data_root
+    if args.init:
+        cfg["init"] = args.init
     if args.device:
         cfg["device"] = args.device
     if args.workers is not None:
@@ -59,7 +67,7 @@ def main():
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from data import AugConfig, Dataset, batches, repeat_factor_weights
+    from data import AugConfig, Dataset, MultiSource, batches, repeat_factor_weights
     from loss import DetectionLoss
     from metrics import run_val
     from model import Detector, ExportWrapper, count_params
@@ -87,16 +95,29 @@ def main():
     h, w = cfg["imgsz"]  # inference/export/val size
     ch, cw = cfg.get("train_canvas") or (h, w)  # training crops: smaller canvas at the imgsz scale
     t0 = time.time()
-    train_ds = Dataset(cfg["data"]["root"], cfg["data"]["train"], (ch, cw), ref_hw=(h, w))
-    if cfg["train"].get("repeat_thresh"):
-        train_ds.weights = repeat_factor_weights(train_ds.labels, nc, cfg["train"]["repeat_thresh"])
-    val_ds = Dataset(cfg["data"]["root"], cfg["data"]["val"], (h, w), cache_scale=1.0)
-    print(f"cached {len(train_ds)} train / {len(val_ds)} val images in {time.time() - t0:.0f}s", flush=True)
+    sources = cfg["data"].get("sources")
+    if sources:  # several cameras: domain-balanced stream, one val set per source
+        train_ds = MultiSource(sources, (ch, cw), (h, w), names, cfg["train"].get("epoch_size"))
+        val_sets = [(src["name"], Dataset(src["root"], src.get("val", "val.txt"), (h, w), cache_scale=1.0,
+                                         limit=cfg["val"].get("limit")),
+                     [n for n in names if n not in src.get("unlabelled_classes", [])]) for src in sources]
+        print("sources: " + ", ".join(f"{n} {len(p)} images, share {sh:.2f}" for n, p, sh in
+                                      zip(train_ds.names, train_ds.parts, train_ds.shares)), flush=True)
+    else:
+        train_ds = Dataset(cfg["data"]["root"], cfg["data"]["train"], (ch, cw), ref_hw=(h, w))
+        if cfg["train"].get("repeat_thresh"):
+            train_ds.weights = repeat_factor_weights(train_ds.labels, nc, cfg["train"]["repeat_thresh"])
+        val_sets = [("", Dataset(cfg["data"]["root"], cfg["data"]["val"], (h, w), cache_scale=1.0), names)]
+    n_val = sum(len(v) for _, v, _ in val_sets)
+    print(f"cached {len(train_ds)} train (per epoch) / {n_val} val images in {time.time() - t0:.0f}s", flush=True)
 
     m = cfg["model"]
     model = Detector(nc, tuple(m["widths"]), tuple(m["depths"]), m["neck_depth"], m["head_width"], m["head_convs"],
                      m.get("stem", "conv"))
     print(f"model: {count_params(model)} parameters", flush=True)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["ema"])
+        print(f"initialised from {args.init}", flush=True)
     model.to(device)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
@@ -137,14 +158,17 @@ def main():
     csv_path = os.path.join(run_dir, "results.csv")
     jsonl_path = os.path.join(run_dir, "results.jsonl")
     fields = ["epoch", "time_s", "lr", "loss_box", "loss_cls", "fg_per_img", "mosaic",
-              *[f"{n}_{k}" for n in names for k in ("p", "r", "ap50")], "map50"]
+              *[f"{vn + '_' if vn else ''}{n}_{k}" for vn, _, vnames in val_sets for n in vnames
+                for k in ("p", "r", "ap50")], "map50"]
     if start_epoch == 0:
         with open(csv_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
         open(jsonl_path, "w").close()
 
     export_ema = ExportWrapper(ema).eval()
+    freeze_bn = bool(tc.get("freeze_bn"))
     t_first = time.time()
+    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
     for epoch in range(start_epoch, epochs):
         if epoch >= epochs:  # shortened by --time-budget-min
             break
@@ -152,10 +176,23 @@ def main():
         torch.manual_seed(cfg["seed"] * 1000 + epoch)
         aug_cfg.mosaic = 0.0 if epoch >= epochs - tc["close_mosaic"] else cfg["augment"]["mosaic"]
         model.train()
+        if freeze_bn:
+            # fine-tuning with small CPU batches: BN keeps its (calibrated) statistics and acts as a
+            # per-channel affine whose scale and shift still train
+            for mod in model.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.eval()
         sums = {"box": 0.0, "cls": 0.0, "fg": 0.0}
         n = 0
-        for bi, (imgs, gt, mask) in enumerate(batches(train_ds, bs, cfg["seed"], epoch, aug_cfg, workers)):
+        for bi, (imgs, gt, mask, cls_mask) in enumerate(batches(train_ds, bs, cfg["seed"], epoch, aug_cfg, workers)):
             if bi >= per_epoch:
+                break
+            if budget_s and bi > 0 and time.time() - t_first > budget_s * tc.get("budget_train_frac", 0.95):
+                # out of time (a shared machine slowed down): this epoch is the last; validate and save
+                print(f"time budget reached at epoch {epoch} batch {bi}: stopping", flush=True)
+                epochs = epoch + 1
+                cfg["train"]["epochs"] = epochs
+                cfg["train"]["stopped_at_batch"] = bi
                 break
             imgs = imgs.to(device, non_blocking=True)
             gt, mask = gt.to(device, non_blocking=True), mask.to(device, non_blocking=True)
@@ -163,7 +200,9 @@ def main():
             lr = lr_at(it)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss, parts = criterion(model(imgs), gt, mask)
+            if cls_mask is not None:
+                cls_mask = cls_mask.to(device, non_blocking=True)
+            loss, parts = criterion(model(imgs), gt, mask, cls_mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -188,10 +227,11 @@ def main():
                "loss_cls": round(sums["cls"] / n, 4), "fg_per_img": round(sums["fg"] / n, 1),
                "mosaic": aug_cfg.mosaic}
         train_s = time.time() - te
-        # measured on the second epoch: the first pays for worker start-up and cuDNN autotuning (4x slower
-        # on a GPU, which made a first-epoch estimate stop a 6-minute budget after 2 minutes)
-        if args.time_budget_min and epoch == start_epoch + 1:
-            fit_epochs = start_epoch + int((args.time_budget_min * 60 - (time.time() - t_first)) / train_s / 0.95)
+        # measured on the second epoch on a GPU: the first pays for worker start-up and cuDNN autotuning (4x
+        # slower, which made a first-epoch estimate stop a 6-minute budget after 2 minutes); on a CPU the
+        # first epoch is representative and may be a large part of the budget
+        if args.time_budget_min and epoch == start_epoch + (1 if device.type == "cuda" else 0) and epoch < epochs - 1:
+            fit_epochs = epoch + 1 + int((args.time_budget_min * 60 - (time.time() - t_first)) / train_s / 0.95)
             if fit_epochs < epochs:
                 # (5 % for validation) the cosine schedule and close_mosaic follow the shortened run from the next update on
                 epochs = max(start_epoch + 1, fit_epochs)
@@ -200,13 +240,17 @@ def main():
                 print(f"time budget: {epochs} epochs fit in {args.time_budget_min} min", flush=True)
         if (epoch + 1) % tc["val_every"] == 0 or epoch == epochs - 1:
             vc = cfg["val"]
-            res = run_val(export_ema, val_ds, 16, vc["conf"], vc["iou"], vc["max_det"], vc["conf_report"], names,
-                          device)
-            for nm in names:
-                for k in ("p", "r", "ap50"):
-                    row[f"{nm}_{k}"] = round(res[nm][k], 4)
-            row["map50"] = round(res["map50"], 4)
-            row["val_counts"] = {nm: {k: res[nm][k] for k in ("tp", "fp", "fn")} for nm in names}
+            aps, row["val_counts"] = [], {}
+            for vn, vds, vnames in val_sets:
+                res = run_val(export_ema, vds, 16, vc["conf"], vc["iou"], vc["max_det"], vc["conf_report"], names,
+                              device)
+                pre = f"{vn}_" if vn else ""
+                for nm in vnames:  # only the classes the source labels
+                    for k in ("p", "r", "ap50"):
+                        row[f"{pre}{nm}_{k}"] = round(res[nm][k], 4)
+                    aps.append(res[nm]["ap50"])
+                    row["val_counts"][f"{pre}{nm}"] = {k: res[nm][k] for k in ("tp", "fp", "fn", "labels")}
+            row["map50"] = round(float(np.mean(aps)), 4)
         row["time_s"] = round(time.time() - te, 1)
         row["train_s"] = round(train_s, 1)
         with open(csv_path, "a", newline="") as f:
