@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--device", help="override device: auto, cpu, cuda")
     ap.add_argument("--workers", type=int, help="override data-loader worker processes")
     ap.add_argument("--time-budget-min", type=float, help="fit the run into this many minutes of wall time")
+    ap.add_argument("--seed", type=int, help="override seed (a continuation stage should not replay the same augmented samples)")
     ap.add_argument("--init", help="start from these weights (a checkpoint's `ema`, e.g. from import_onnx.py)")
     args = ap.parse_args()
     cfg = yaml.safe_load(open(args.config))
@@ -48,6 +49,8 @@ def main():
         cfg["train"]["epochs"] = args.epochs
     if args.name:
         cfg["name"] = args.name
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     if args.data_root:
         if cfg["data"].get("sources"):  # a folder holding every source under its own folder name (packed)
             for src in cfg["data"]["sources"]:
@@ -258,7 +261,7 @@ def main():
         with open(jsonl_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
-        ck = {"epoch": epoch, "updates": updates, "best_fitness": best, "model": model.state_dict(),
+        ck = {"epoch": epoch, "updates": updates, "best_fitness": best, "metrics": row, "model": model.state_dict(),
               "ema": ema.state_dict(), "optimizer": opt.state_dict(), "config": cfg}
         fit = row.get("map50", -1.0)
         if fit > best:
