@@ -2,6 +2,7 @@ import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, getJson, postJson, RawSse, type Json } from "./support/http-clients.js";
 import { sceneJpeg } from "./support/images.js";
+import { clearRedisPrefix, redisAnswers, TEST_REDIS_URL } from "./support/redis.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 const MAX_FRAME_BYTES = 150_000;
@@ -40,11 +41,6 @@ describe("REST + SSE routes (real server, real clients)", () => {
   const submit = (id: string, body: Json) => postJson(`${base}/stream/process/${id}`, body);
   const frameBody = (frameId: string, extra: Json = {}) => ({ image_data: b64, frame_id: frameId, timestamp: Date.now() / 1000, ...extra });
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  /** The frame an SSE message answers (flat, or under `data`); undefined for session-wide messages. */
-  const frameIdOf = (m: Json): string | undefined => {
-    const id = m.frame_id ?? (m.data as Json | undefined)?.frame_id;
-    return typeof id === "string" ? id : undefined;
-  };
 
   /** A good frame after whatever came before: accepted, and its result arrives on SSE. */
   async function expectGoodFrame(id: string, sse: RawSse, frameId: string): Promise<Json> {
@@ -194,45 +190,8 @@ describe("REST + SSE routes (real server, real clients)", () => {
     expect(again.status).toBe(404);
   });
 
-  it("DELETE answers every accepted frame before session_ended: the one being processed with its result, the queued one as dropped", async () => {
-    // The engine held on a gate: r1 stays in it, so r2 is certainly still queued when DELETE comes.
-    type Run = (...args: unknown[]) => Promise<unknown>;
-    const engine = server.app.engine as unknown as { run: Run; runImage?: Run };
-    const { run, runImage } = engine;
-    let release = () => undefined as void;
-    const gate = new Promise<void>((r) => (release = r));
-    let entered = () => undefined as void;
-    const held = new Promise<void>((r) => (entered = r));
-    const gated = (fn: Run): Run => async (...args) => {
-      entered();
-      await gate;
-      return fn.apply(engine, args);
-    };
-    engine.run = gated(run);
-    if (runImage) engine.runImage = gated(runImage);
-    try {
-      const { id, sse } = await newSession({ fps_limit: 30 });
-      expect((await submit(id, frameBody("r1"))).json).toMatchObject({ frame_id: "r1", accepted: true });
-      await held;
-      await pause(100); // a frame interval, so the FPS limit cannot drop it
-      expect((await submit(id, frameBody("r2"))).json).toMatchObject({ frame_id: "r2", accepted: true, queue_depth: 1 });
-      const del = fetch(`${base}/stream/sessions/${id}`, { method: "DELETE" });
-      // The queued frame is answered while r1 is still in the engine ...
-      await sse.waitFor((m) => m.type === "frame_dropped" && frameIdOf(m) === "r2");
-      release();
-      expect((await del).status).toBe(200);
-      await sse.waitFor((m) => m.type === "session_ended");
-      // ... and the one being processed gets its result, both before the end, each exactly once.
-      const seen = sse.json().filter((m) => frameIdOf(m) !== undefined || m.type === "session_ended");
-      expect(seen.map((m) => `${String(m.type)}:${frameIdOf(m) ?? ""}`)).toEqual(["frame_dropped:r2", "detection_result:r1", "session_ended:"]);
-      expect(seen[0]).toMatchObject({ reason: "SESSION_CLOSED" });
-      sse.close();
-    } finally {
-      release();
-      engine.run = run;
-      if (runImage) engine.runImage = runImage;
-    }
-  });
+  it("DELETE answers every accepted frame before session_ended: the one being processed with its result, the queued one as dropped", () =>
+    expectDeleteAnswersEveryFrame(server, b64));
 
   it("frees the watch when the SSE client goes away", async () => {
     const { id, sse } = await newSession();
@@ -423,3 +382,76 @@ describe("REST + SSE routes (real server, real clients)", () => {
     });
   });
 });
+
+describe.skipIf(!(await redisAnswers()))("REST + SSE with the sessions in Redis", () => {
+  const prefix = `hs-test-rest-end-${process.pid}:`;
+  let server: TestServer;
+  let b64: string;
+
+  beforeAll(async () => {
+    server = await startServer({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, STREAMING_DEFAULT_FPS: "30" });
+    b64 = Buffer.from((await sceneJpeg(11)).bytes).toString("base64");
+  });
+  afterAll(async () => {
+    await server.close();
+    await clearRedisPrefix(prefix);
+  });
+
+  // The answers travel through the Redis bus while `ended` is also given to the streams directly.
+  it("DELETE answers every accepted frame before session_ended", () => expectDeleteAnswersEveryFrame(server, b64));
+});
+
+/** The frame an SSE message answers (flat, or under `data`); undefined for session-wide messages. */
+function frameIdOf(m: Json): string | undefined {
+  const id = m.frame_id ?? (m.data as Json | undefined)?.frame_id;
+  return typeof id === "string" ? id : undefined;
+}
+
+/**
+ * REST frames r1 (in the engine) and r2 (queued) when the session is DELETEd: r2 is dropped
+ * (SESSION_CLOSED) and r1 gets its result, both on SSE before session_ended, each exactly once.
+ */
+async function expectDeleteAnswersEveryFrame(server: TestServer, b64: string): Promise<void> {
+  const base = server.baseUrl;
+  const submit = (id: string, frameId: string) => postJson(`${base}/stream/process/${id}`, { image_data: b64, frame_id: frameId });
+  // The engine held on a gate: r1 stays in it, so r2 is certainly still queued when DELETE comes.
+  type Run = (...args: unknown[]) => Promise<unknown>;
+  const engine = server.app.engine as unknown as { run: Run; runImage?: Run };
+  const { run, runImage } = engine;
+  let release = () => undefined as void;
+  const gate = new Promise<void>((r) => (release = r));
+  let entered = () => undefined as void;
+  const held = new Promise<void>((r) => (entered = r));
+  const gated = (fn: Run): Run => async (...args) => {
+    entered();
+    await gate;
+    return fn.apply(engine, args);
+  };
+  engine.run = gated(run);
+  if (runImage) engine.runImage = gated(runImage);
+  try {
+    const created = await postJson(`${base}/stream/sessions`, { fps_limit: 30 });
+    const id = String(created.json.client_id);
+    const sse = new RawSse(`${base}/stream/events/${id}`);
+    await sse.headersReceived;
+    expect((await submit(id, "r1")).json).toMatchObject({ frame_id: "r1", accepted: true });
+    await held;
+    await new Promise((r) => setTimeout(r, 100)); // a frame interval, so the FPS limit cannot drop it
+    expect((await submit(id, "r2")).json).toMatchObject({ frame_id: "r2", accepted: true, queue_depth: 1 });
+    const del = fetch(`${base}/stream/sessions/${id}`, { method: "DELETE" });
+    // The queued frame is answered while r1 is still in the engine ...
+    await sse.waitFor((m) => m.type === "frame_dropped" && frameIdOf(m) === "r2");
+    release();
+    expect((await del).status).toBe(200);
+    await sse.waitFor((m) => m.type === "session_ended");
+    // ... and the one being processed gets its result, both before the end, each exactly once.
+    const seen = sse.json().filter((m) => frameIdOf(m) !== undefined || m.type === "session_ended");
+    expect(seen.map((m) => `${String(m.type)}:${frameIdOf(m) ?? ""}`)).toEqual(["frame_dropped:r2", "detection_result:r1", "session_ended:"]);
+    expect(seen[0]).toMatchObject({ reason: "SESSION_CLOSED" });
+    sse.close();
+  } finally {
+    release();
+    engine.run = run;
+    if (runImage) engine.runImage = runImage;
+  }
+}

@@ -254,6 +254,9 @@ export class SessionManager {
       try {
         existed = await this.opts.store.delete(clientId);
       } finally {
+        // The answers published above reach this instance's streams through the bus (with Redis a
+        // round trip): let them arrive before the streams get their end and close.
+        await runtime?.caughtUp(BUS_CATCH_UP_MS);
         // Even if the bus is down, this instance's streams get their end.
         runtime?.endLocal(final);
         this.runtimes.delete(clientId);
