@@ -111,7 +111,13 @@ def float_nodes(graph, keep):
     if "head-out" in keep:
         names |= {n.name for n in last}
     if "stem" in keep:
-        names.add(next(n.name for n in graph.node if n.op_type == "Conv"))
+        # The first conv and its activation (SiLU = Sigmoid + Mul on the conv output): excluding the conv
+        # alone would still quantize its output for the int8 Sigmoid that follows.
+        stem = next(n for n in graph.node if n.op_type == "Conv")
+        cons = consumers(graph)
+        act = [c for c in cons.get(stem.output[0], []) if c.op_type in ("Sigmoid", "Mul", "Relu", "Clip", "LeakyRelu", "HardSwish")]
+        names |= {stem.name} | {c.name for c in act}
+        names |= {m.name for a in act for m in cons.get(a.output[0], []) if m.op_type == "Mul" and stem.output[0] in m.input}
     return names
 
 
@@ -126,7 +132,7 @@ def main():
         "--keep-float",
         default="decode",
         help="comma-separated groups left in float: decode (after the last convs), head-out (the last convs), "
-        "stem (the first conv); '' quantizes everything",
+        "stem (the first conv and its activation); '' quantizes everything",
     )
     ap.add_argument("--exclude-nodes", default="", help="extra node names left in float, comma-separated; NAME* is a prefix (e.g. '/model/s4/*')")
     ap.add_argument("--op-types", default="", help="only quantize these op types (comma-separated; default: all ORT can)")
