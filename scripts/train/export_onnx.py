@@ -1,7 +1,7 @@
 """Exports trained EMA weights to the Ultralytics detect layout the service reads, then checks it.
 
     /usr/bin/python3 scripts/train/export_onnx.py --weights scripts/train/runs/road-hazard-yolo/weights/best.pt \
-        --out models/road-hazard-yolo.onnx
+        --out models/road-hazard-yolo-fp32.onnx
 
 Graph: input `images` [1,3,H,W] float RGB 0..1 (H, W dynamic, multiples of 32), output `output0`
 [1, 4+nc, N]: cx, cy, w, h in input pixels, then per-class sigmoid scores; no NMS. BatchNorm is folded
@@ -61,7 +61,7 @@ def multi_source_meta(cfg, metrics, epoch, n_params, w, h, canvas_note, base):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="scripts/train/runs/road-hazard-yolo/weights/best.pt")
-    ap.add_argument("--out", default="models/road-hazard-yolo.onnx")
+    ap.add_argument("--out", default="models/road-hazard-yolo-fp32.onnx")
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--skip-check", action="store_true")

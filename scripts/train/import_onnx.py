@@ -1,6 +1,6 @@
 """Rebuilds a trainable checkpoint from one of our exported ONNX detectors (BatchNorm folded into the convs).
 
-    /usr/bin/python3 scripts/train/import_onnx.py --onnx models/road-hazard-yolo.onnx \
+    /usr/bin/python3 scripts/train/import_onnx.py --onnx models/road-hazard-yolo-fp32.onnx \
         --config scripts/train/config-gpu.yaml --out scripts/train/runs/v2-from-onnx.pt
 
 The export names every initializer after the module it came from (`model.s8.1.cv1.conv.weight`), so the
@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--onnx", default="models/road-hazard-yolo.onnx")
+    ap.add_argument("--onnx", default="models/road-hazard-yolo-fp32.onnx")
     ap.add_argument("--config", default="scripts/train/config-gpu.yaml", help="the config the ONNX was trained with")
     ap.add_argument("--out", default="scripts/train/runs/v2-from-onnx.pt")
     ap.add_argument("--calib", type=int, default=64, help="training images for the BN statistics")
