@@ -119,12 +119,10 @@ describe("one implementation behind every door (real server)", () => {
     await sse.headersReceived;
     const ws = new WsClient(`ws://127.0.0.1:${server.address.port}/stream/detection`);
     await ws.opened;
-    const started = Date.now();
     closed = true;
     await server.close();
     expect(await ws.closedWith()).toEqual({ code: 1001, reason: "server shutting down" });
     await sse.done;
     expect(sse.json().at(-1)).toEqual({ type: "session_ended", reason: "SHUTDOWN" });
-    expect(Date.now() - started).toBeLessThan(9000); // well within SHUTDOWN_TIMEOUT_MS: nothing hung
   });
 });

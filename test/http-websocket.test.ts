@@ -192,10 +192,15 @@ describe("WebSocket /stream/detection (real server, real clients)", () => {
     expect(created.sse_endpoint).toBe(`/stream/events/${String(created.client_id)}`);
     expect(await c.next()).toMatchObject({ type: "flow_control", allowed_fps: 2 });
 
+    // The pong's timestamp is the server's clock in float seconds (this machine's clock): taken
+    // between the ping leaving and the pong arriving.
+    const pingSentSec = Date.now() / 1000;
     c.sendJson({ type: "ping" });
     const pong = await c.next();
+    const pongReadSec = Date.now() / 1000;
     expect(pong.type).toBe("pong");
-    expect(Math.abs((pong.timestamp as number) - Date.now() / 1000)).toBeLessThan(5);
+    expect(pong.timestamp as number).toBeGreaterThanOrEqual(Math.floor(pingSentSec * 1000) / 1000);
+    expect(pong.timestamp as number).toBeLessThanOrEqual(pongReadSec + 0.001);
 
     // Two frames at once at 2 FPS: the second is dropped, and with notify=true the client hears why.
     c.sendJson(frame("a1"));
